@@ -1,0 +1,1 @@
+"""The asyncio adapter: per-connection protocol, timers, flow control, registry, shutdown."""

@@ -1,0 +1,1 @@
+"""aiohttp.web's API: Application, routing, requests, responses, runner, sites."""

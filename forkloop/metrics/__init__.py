@@ -1,0 +1,1 @@
+"""Prometheus metrics: the observer, aggregation across workers, the /metrics exposition."""

@@ -1,0 +1,1 @@
+"""Worker processes: the forkloop worker main and gunicorn worker classes."""
