@@ -1,5 +1,128 @@
-"""Owner: engine (issue 2). See docs/dev/architecture.md."""
+"""Small value types of aiohttp.web's API shared by requests and responses.
+
+Owns ``ChainMapProxy``, ``ETag``, HTTP-date parsing and content-type parsing. Imports nothing
+of ours.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import datetime
+from collections.abc import Iterator, Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any, NamedTuple
+
+__all__ = ["ChainMapProxy", "ETag"]
+
+
+class ETag(NamedTuple):
+    value: str
+    is_weak: bool = False
+
+
+class ChainMapProxy(Mapping[Any, Any]):
+    """Read-only lookup through several mappings, first match wins (``request.config_dict``)."""
+
+    __slots__ = ("_maps",)
+
+    def __init__(self, maps: Sequence[Mapping[Any, Any]]) -> None:
+        self._maps = tuple(maps)
+
+    def __init_subclass__(cls) -> None:
+        raise TypeError(f"Inheritance class {cls.__name__} from ChainMapProxy is forbidden")
+
+    def __getitem__(self, key: Any) -> Any:
+        for mapping in self._maps:
+            try:
+                return mapping[key]
+            except KeyError:
+                pass
+        raise KeyError(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __len__(self) -> int:
+        return len(set().union(*self._maps))
+
+    def __iter__(self) -> Iterator[Any]:
+        seen: dict[Any, None] = {}
+        for mapping in reversed(self._maps):
+            seen.update(dict.fromkeys(mapping))
+        return iter(seen)
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in mapping for mapping in self._maps)
+
+    def __bool__(self) -> bool:
+        return any(self._maps)
+
+    def __repr__(self) -> str:
+        return f"ChainMapProxy({', '.join(map(repr, self._maps))})"
+
+
+def parse_http_date(value: str | None) -> datetime.datetime | None:
+    """An RFC 9110 HTTP-date as an aware datetime, or None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed
+
+
+def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    """``text/html; charset="utf-8"`` -> ``("text/html", {"charset": "utf-8"})``."""
+    main, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    while rest:
+        item, _, rest = _split_param(rest)
+        name, eq, val = item.partition("=")
+        name = name.strip().lower()
+        if not name or not eq:
+            continue
+        val = val.strip()
+        if len(val) >= 2 and val[0] == val[-1] == '"':
+            val = val[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        params[name] = val
+    return main.strip().lower(), params
+
+
+def _split_param(text: str) -> tuple[str, str, str]:
+    quoted = False
+    escaped = False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            return text[:index], ";", text[index + 1 :]
+    return text, "", ""
+
+
+def parse_etags(value: str | None) -> tuple[ETag, ...] | None:
+    """``If-Match``/``If-None-Match`` values; ``*`` is ``ETag("*")``; None when absent."""
+    if value is None:
+        return None
+    tags: list[ETag] = []
+    for raw in value.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        if item == "*":
+            tags.append(ETag("*"))
+            continue
+        weak = item.startswith("W/")
+        if weak:
+            item = item[2:]
+        if len(item) >= 2 and item[0] == item[-1] == '"':
+            tags.append(ETag(item[1:-1], weak))
+    return tuple(tags)

@@ -1,5 +1,251 @@
-"""Owner: engine (issue 2). See docs/dev/architecture.md."""
+"""The low-level server (aiohttp's ``web.Server``): one request cycle from head to last byte.
+
+Owns what happens to a parsed request: building the ``Request``, the optional intercept (the
+supervisor's probes), calling the handler, turning what it raised into a response (an
+``HTTPException`` is one; ``TimeoutError`` is 504; a protocol error reading the body is its own
+status; anything else is 500, with the traceback in the body only in debug mode), writing the
+response, access logging, observers, and the connection registry of the server. Is the protocol
+factory: ``server()`` returns a connection. Imports ``core.http``, ``core.server``, ``core.hooks``
+and ``core.web``.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import asyncio
+import dataclasses
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+from html import escape
+from typing import Any, Final
+
+from ...core.hooks import Observers
+from ..http.errors import HttpError
+from ..http.limits import Limits
+from ..http.parser import RequestHead
+from ..http.serialize import DateCache
+from ..server.connections import ConnectionRegistry
+from ..server.protocol import HttpProtocol
+from ..server.streams import StreamReader
+from .exceptions import HTTPException
+from .log import AbstractAccessLogger, AccessLogger, access_logger, server_logger
+from .request import BaseRequest
+from .response import Response, StreamResponse
+
+__all__ = ["BaseProtocol", "RequestHandler", "Server"]
+
+Handler = Callable[[BaseRequest], Awaitable[StreamResponse]]
+RequestFactory = Callable[
+    [RequestHead, StreamReader, HttpProtocol, "asyncio.Task[None] | None"], BaseRequest
+]
+Intercept = Callable[[BaseRequest], StreamResponse | None]
+
+# aiohttp's Server keyword arguments that are limits here.
+_LIMIT_ALIASES: Final = {
+    "keepalive_timeout": "keepalive_timeout_s",
+    "max_line_size": "max_request_line_bytes",
+    "max_field_size": "max_header_field_bytes",
+    "max_headers": "max_header_count",
+    "lingering_time": "lingering_timeout_s",
+    "read_bufsize": "read_buffer_high_bytes",
+}
+# aiohttp's Server keyword arguments accepted for compatibility, with no effect here.
+_IGNORED: Final = frozenset(
+    ("tcp_keepalive", "auto_decompress", "timeout_ceil_threshold", "max_request_size")
+)
+
+BaseProtocol = HttpProtocol
+RequestHandler = HttpProtocol
+
+
+def limits_from_kwargs(base: Limits | None, kwargs: dict[str, Any]) -> Limits:
+    """Fold aiohttp-style keyword arguments (``keepalive_timeout=...``) into a Limits."""
+    limits = base if base is not None else Limits()
+    changes = {}
+    for alias, field in _LIMIT_ALIASES.items():
+        if alias in kwargs:
+            value = kwargs.pop(alias)
+            if value is not None:
+                changes[field] = value
+    for name in _IGNORED:
+        kwargs.pop(name, None)
+    return dataclasses.replace(limits, **changes) if changes else limits
+
+
+class Server:
+    """Serves requests with ``handler``; pass it to ``loop.create_server`` as the factory."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        request_factory: RequestFactory | None = None,
+        handler_cancellation: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
+        limits: Limits | None = None,
+        logger: logging.Logger = server_logger,
+        access_log_class: type[AbstractAccessLogger] = AccessLogger,
+        access_log: logging.Logger | None = access_logger,
+        access_log_format: str = AccessLogger.LOG_FORMAT,
+        observers: Iterable[object] = (),
+        intercept: Intercept | None = None,
+        debug: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.limits = limits_from_kwargs(limits, kwargs)
+        kwargs.pop("client_max_size", None)
+        if kwargs:
+            raise TypeError(f"Server() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self._handler = handler
+        self._request_factory = request_factory or self._make_request
+        self._handler_cancellation = handler_cancellation
+        self._logger = logger
+        self._access_logger: AbstractAccessLogger | None = (
+            access_log_class(access_log, access_log_format) if access_log is not None else None
+        )
+        self._observers = Observers(observers)
+        self._intercept = intercept
+        self._debug = debug
+        self._dates = DateCache()
+        self.connections = ConnectionRegistry()
+        self.requests_count = 0
+
+    @property
+    def handler(self) -> Handler:
+        return self._handler
+
+    def __call__(self) -> HttpProtocol:
+        return HttpProtocol(self, self._loop)
+
+    def _make_request(
+        self,
+        head: RequestHead,
+        payload: StreamReader,
+        protocol: HttpProtocol,
+        task: asyncio.Task[None] | None,
+    ) -> BaseRequest:
+        return BaseRequest(
+            head,
+            payload,
+            protocol,
+            task,
+            loop=self._loop,
+            client_max_size=self.limits.client_max_size,
+        )
+
+    # -- ConnectionOwner ----------------------------------------------------------------
+
+    def connection_made(self, protocol: HttpProtocol) -> None:
+        protocol.cancel_on_disconnect = self._handler_cancellation
+        self.connections.add(protocol)
+        for callback in self._observers.connection_made:
+            callback()
+
+    def connection_lost(self, protocol: HttpProtocol) -> None:
+        self.connections.discard(protocol)
+        for callback in self._observers.connection_lost:
+            callback()
+
+    def protocol_error(self, protocol: HttpProtocol, error: HttpError) -> None:
+        self._logger.debug("refused a request from %s: %s", protocol.peername, error)
+        for callback in self._observers.parse_error:
+            callback(error.status)
+
+    def date_value(self) -> str:
+        return self._dates.value(time.time())
+
+    async def handle(self, protocol: HttpProtocol, head: RequestHead, payload: StreamReader) -> None:
+        """One request cycle; the protocol runs these one at a time, in order."""
+        self.requests_count += 1
+        request = self._request_factory(head, payload, protocol, None)
+        observers = self._observers
+        timed = observers.active or (
+            self._access_logger is not None and self._access_logger.enabled
+        )
+        started = self._loop.time() if timed else 0.0
+        for callback in observers.request_started:
+            callback(request)
+        response: StreamResponse | None = None
+        failure: BaseException | None = None
+        try:
+            response = await self._respond(request, head)
+            if not response.prepared:
+                await response.prepare(request)
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError) as exc:
+            failure = exc  # the client left; nothing more can be sent
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        except Exception as exc:
+            # The handler prepared a response and then failed: the client has part of a
+            # body, which only closing the connection can tell it.
+            failure = exc
+            protocol.force_close()
+            self._logger.exception("Error handling request after the response started")
+        finally:
+            request._finish()  # noqa: SLF001
+            if timed:
+                self._after(request, response, self._loop.time() - started, failure)
+
+    def _after(
+        self,
+        request: BaseRequest,
+        response: StreamResponse | None,
+        duration: float,
+        failure: BaseException | None,
+    ) -> None:
+        sent = response if response is not None and response.prepared else None
+        for callback in self._observers.request_finished:
+            callback(request, sent, duration, failure)
+        access = self._access_logger
+        if access is not None and sent is not None and access.enabled:
+            access.log(request, sent, duration)
+
+    async def _respond(self, request: BaseRequest, head: RequestHead) -> StreamResponse:
+        if head.expect is not None and head.expect.lower() != "100-continue":
+            request.protocol.force_close()
+            return Response(status=417, text=f"417: Expectation Failed: {head.expect}")
+        try:
+            intercept = self._intercept
+            response = intercept(request) if intercept is not None else None
+            if response is None:
+                response = await self._handler(request)
+        except HTTPException as exc:
+            return exc
+        except HttpError as exc:  # reading the body failed: bad framing, too slow, too big
+            request.protocol.force_close()
+            return Response(status=exc.status, text=f"{exc.status}: {exc.reason}: {exc.message}")
+        except TimeoutError:
+            self._logger.debug("handler timed out", exc_info=True)
+            return Response(status=504, text="504: Gateway Timeout")
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            self._logger.exception("Error handling request")
+            return self._internal_error(exc)
+        if not isinstance(response, StreamResponse):
+            self._logger.error(
+                "Missing return statement on request handler or wrong type: %r", response
+            )
+            return self._internal_error(None)
+        return response
+
+    def _internal_error(self, exc: BaseException | None) -> Response:
+        if self._debug and exc is not None:
+            trace = escape("".join(traceback.format_exception(exc)))
+            return Response(
+                status=500,
+                text=f"<h1>500 Internal Server Error</h1><pre>{trace}</pre>",
+                content_type="text/html",
+            )
+        return Response(status=500, text="500 Internal Server Error\n\nServer got itself in trouble")
+
+    def pre_shutdown(self) -> None:
+        """First stage of a stop: close keep-alive connections that are idle."""
+        self.connections.close_idle()
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop every connection: busy ones finish (up to ``timeout``), the rest are cut."""
+        await self.connections.shutdown(60.0 if timeout is None else timeout)

@@ -1,5 +1,619 @@
-"""Owner: engine (issue 2). See docs/dev/architecture.md."""
+"""Requests with aiohttp.web's API: ``BaseRequest`` and ``Request``.
+
+Owns the view of one parsed request: its line and headers, the URL (built with yarl only when
+asked), connection facts (remote, host, scheme), conditional and range headers, cookies, the
+body (``content`` stream, ``read``/``text``/``json``, ``post``/``multipart`` through their
+modules), per-request storage, and for ``Request`` the routing result (``match_info``, ``app``,
+``config_dict``). Every property is computed on first use and cached. Imports ``core.http``,
+``core.server`` and ``core.web`` helpers; forms and multipart lazily.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import asyncio
+import datetime
+import json
+import re
+import socket
+import string
+import types
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING, Any, Final
+
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
+from yarl import URL
+
+from ..http.parser import RequestHead
+from ..server.protocol import HttpProtocol
+from ..server.streams import StreamReader
+from .helpers import ChainMapProxy, ETag, parse_content_type, parse_etags, parse_http_date
+
+if TYPE_CHECKING:
+    from .response import StreamResponse
+
+__all__ = ["BaseRequest", "Request"]
+
+_SENTINEL: Final[Any] = object()
+_TCHAR: Final = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
+_RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class BaseRequest(MutableMapping[str, Any]):
+    """An HTTP request as a handler sees it."""
+
+    POST_METHODS: Final = frozenset(("PATCH", "POST", "PUT", "TRACE", "DELETE"))
+
+    def __init__(
+        self,
+        head: RequestHead,
+        payload: StreamReader,
+        protocol: HttpProtocol,
+        task: asyncio.Task[None] | None = None,
+        *,
+        client_max_size: int = 1024**2,
+        loop: asyncio.AbstractEventLoop | None = None,
+        state: dict[str, Any] | None = None,
+        scheme: str | None = None,
+        host: str | None = None,
+        remote: str | None = None,
+    ) -> None:
+        self._head = head
+        self._payload = payload
+        self._protocol = protocol
+        self._task = task
+        self._loop = loop
+        self._client_max_size = client_max_size
+        self._state = state if state is not None else {}
+        self._cache: dict[str, Any] = {}
+        self._read_bytes: bytes | None = None
+        self._post: MultiDictProxy[Any] | None = None
+        self._cleanups: list[Callable[[], None]] | None = None
+        if scheme is not None:
+            self._cache["scheme"] = scheme
+        if host is not None:
+            self._cache["host"] = host
+        if remote is not None:
+            self._cache["remote"] = remote
+
+    def clone(
+        self,
+        *,
+        method: str | Any = _SENTINEL,
+        rel_url: str | URL | Any = _SENTINEL,
+        headers: Mapping[str, str] | Any = _SENTINEL,
+        scheme: str | Any = _SENTINEL,
+        host: str | Any = _SENTINEL,
+        remote: str | Any = _SENTINEL,
+        client_max_size: int | Any = _SENTINEL,
+    ) -> BaseRequest:
+        """A copy with some parts replaced; the body stream is shared."""
+        if self._read_bytes is not None:
+            raise RuntimeError("Cannot clone request after reading its content")
+        head = self._head
+        new_headers = head.headers
+        raw = head.raw_headers
+        if headers is not _SENTINEL:
+            new_headers = CIMultiDictProxy(CIMultiDict(headers))
+            raw = tuple((k.encode("utf-8"), v.encode("utf-8")) for k, v in new_headers.items())
+        target = head.target
+        if rel_url is not _SENTINEL:
+            url = URL(rel_url)
+            if url.absolute:
+                raise ValueError("rel_url must be relative")
+            target = str(url)
+        new_head = RequestHead(
+            method if method is not _SENTINEL else head.method,
+            target,
+            head.version,
+            new_headers,
+            raw,
+            head.keep_alive,
+            head.upgrade,
+            head.chunked,
+            head.content_length,
+            head.expect,
+        )
+        kwargs: dict[str, Any] = {}
+        for name, value in (("scheme", scheme), ("host", host), ("remote", remote)):
+            if value is not _SENTINEL:
+                kwargs[name] = value
+            elif name in self._cache:
+                kwargs[name] = self._cache[name]
+        clone = self._clone_class()(
+            new_head,
+            self._payload,
+            self._protocol,
+            self._task,
+            client_max_size=(
+                self._client_max_size if client_max_size is _SENTINEL else client_max_size
+            ),
+            loop=self._loop,
+            state=self._state.copy(),
+            **kwargs,
+        )
+        self._copy_routing(clone)
+        return clone
+
+    def _clone_class(self) -> type[BaseRequest]:
+        return type(self)
+
+    def _copy_routing(self, clone: BaseRequest) -> None:
+        pass
+
+    # -- storage --------------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        return self._state[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._state[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._state[key]
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._state)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.method} {self.path} >"
+
+    # -- the connection -----------------------------------------------------------------
+
+    @property
+    def protocol(self) -> HttpProtocol:
+        return self._protocol
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        return self._protocol.transport
+
+    @property
+    def writer(self) -> _ContinueWriter:
+        """aiohttp's ``request.writer``: lets an expect handler send ``100 Continue``."""
+        return _ContinueWriter(self)
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        if self._task is None:
+            self._task = self._protocol.task
+        return self._task
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop if self._loop is not None else asyncio.get_running_loop()
+
+    @property
+    def client_max_size(self) -> int:
+        return self._client_max_size
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        transport = self._protocol.transport
+        if transport is None:
+            return default
+        return transport.get_extra_info(name, default)
+
+    @property
+    def keep_alive(self) -> bool:
+        return self._head.keep_alive and self._protocol.keep_alive
+
+    @property
+    def secure(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def scheme(self) -> str:
+        cache = self._cache
+        if "scheme" not in cache:
+            transport = self._protocol.transport
+            ssl = transport.get_extra_info("sslcontext") if transport is not None else None
+            cache["scheme"] = "https" if ssl else "http"
+        return str(cache["scheme"])
+
+    @property
+    def remote(self) -> str | None:
+        cache = self._cache
+        if "remote" not in cache:
+            peer = self._protocol.peername
+            if isinstance(peer, list | tuple):
+                cache["remote"] = str(peer[0])
+            elif isinstance(peer, str):
+                cache["remote"] = peer
+            else:
+                transport = self._protocol.transport
+                sock = transport.get_extra_info("socket") if transport is not None else None
+                unix = sock is not None and getattr(sock, "family", None) == socket.AF_UNIX
+                cache["remote"] = "" if unix else None
+        value = cache["remote"]
+        return None if value is None else str(value)
+
+    @property
+    def host(self) -> str:
+        cache = self._cache
+        if "host" not in cache:
+            host = self._head.headers.get("Host")
+            if host is None:
+                transport = self._protocol.transport
+                sockname = transport.get_extra_info("sockname") if transport is not None else None
+                host = f"{sockname[0]}:{sockname[1]}" if isinstance(sockname, tuple) else socket.getfqdn()
+            cache["host"] = host
+        return str(cache["host"])
+
+    @property
+    def forwarded(self) -> tuple[types.MappingProxyType[str, str], ...]:
+        """The ``Forwarded`` header (RFC 7239) as one mapping per proxy hop."""
+        cache = self._cache
+        if "forwarded" not in cache:
+            cache["forwarded"] = tuple(
+                types.MappingProxyType(elem)
+                for value in self._head.headers.getall("Forwarded", ())
+                for elem in _parse_forwarded(value)
+            )
+        result: tuple[types.MappingProxyType[str, str], ...] = cache["forwarded"]
+        return result
+
+    # -- the request line -----------------------------------------------------------------
+
+    @property
+    def method(self) -> str:
+        return self._head.method
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return self._head.version
+
+    @property
+    def raw_path(self) -> str:
+        """The request-target as sent (path and query, still percent-encoded)."""
+        return self._head.target
+
+    @property
+    def rel_url(self) -> URL:
+        cache = self._cache
+        url = cache.get("rel_url")
+        if url is None:
+            target = self._head.target
+            if target.startswith("/"):
+                url = URL.build(path=_split_target(target)[0], query_string=_split_target(target)[1], encoded=True)
+            else:  # absolute-form, authority-form (CONNECT) or asterisk-form
+                parsed = URL(target, encoded=True)
+                url = parsed.relative() if parsed.absolute else URL.build(path=target, encoded=True)
+            cache["rel_url"] = url
+        return url  # type: ignore[no-any-return]
+
+    @property
+    def url(self) -> URL:
+        cache = self._cache
+        url = cache.get("url")
+        if url is None:
+            url = URL.build(scheme=self.scheme, authority=self.host).join(self.rel_url)
+            cache["url"] = url
+        return url  # type: ignore[no-any-return]
+
+    @property
+    def path(self) -> str:
+        cache = self._cache
+        path = cache.get("path")
+        if path is None:
+            target = self._head.target
+            raw = _split_target(target)[0] if target.startswith("/") else self.rel_url.raw_path
+            path = self.rel_url.path if "%" in raw else raw
+            cache["path"] = path
+        return path  # type: ignore[no-any-return]
+
+    @property
+    def path_qs(self) -> str:
+        return str(self.rel_url)
+
+    @property
+    def query_string(self) -> str:
+        return self.rel_url.query_string
+
+    @property
+    def query(self) -> MultiDictProxy[str]:
+        return self.rel_url.query
+
+    # -- headers --------------------------------------------------------------------------
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self._head.headers
+
+    @property
+    def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return self._head.raw_headers
+
+    def _content_type_parts(self) -> tuple[str, dict[str, str]]:
+        cache = self._cache
+        if "ctype" not in cache:
+            raw = self._head.headers.get("Content-Type")
+            cache["ctype"] = parse_content_type(raw) if raw else ("application/octet-stream", {})
+        parts: tuple[str, dict[str, str]] = cache["ctype"]
+        return parts
+
+    @property
+    def content_type(self) -> str:
+        return self._content_type_parts()[0]
+
+    @property
+    def charset(self) -> str | None:
+        return self._content_type_parts()[1].get("charset")
+
+    @property
+    def content_length(self) -> int | None:
+        return self._head.content_length
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        cache = self._cache
+        if "cookies" not in cache:
+            parsed: dict[str, str] = {}
+            for raw in self._head.headers.getall("Cookie", ()):
+                cookie = SimpleCookie()
+                try:
+                    cookie.load(raw)
+                except CookieError:
+                    continue
+                parsed.update((name, morsel.value) for name, morsel in cookie.items())
+            cache["cookies"] = types.MappingProxyType(parsed)
+        result: Mapping[str, str] = cache["cookies"]
+        return result
+
+    @property
+    def if_modified_since(self) -> datetime.datetime | None:
+        return parse_http_date(self._head.headers.get("If-Modified-Since"))
+
+    @property
+    def if_unmodified_since(self) -> datetime.datetime | None:
+        return parse_http_date(self._head.headers.get("If-Unmodified-Since"))
+
+    @property
+    def if_range(self) -> datetime.datetime | None:
+        return parse_http_date(self._head.headers.get("If-Range"))
+
+    @property
+    def if_match(self) -> tuple[ETag, ...] | None:
+        return parse_etags(self._head.headers.get("If-Match"))
+
+    @property
+    def if_none_match(self) -> tuple[ETag, ...] | None:
+        return parse_etags(self._head.headers.get("If-None-Match"))
+
+    @property
+    def http_range(self) -> slice:
+        """The single byte range of the ``Range`` header as a slice (aiohttp's semantics)."""
+        raw = self._head.headers.get("Range")
+        if raw is None:
+            return slice(None, None, None)
+        match = _RANGE.match(raw.strip())
+        if match is None:
+            raise ValueError("range not in acceptable format")
+        start_s, end_s = match.groups()
+        start = int(start_s) if start_s else None
+        end = int(end_s) if end_s else None
+        if start is None and end is not None:
+            return slice(-end, None, None)  # suffix range: the last N bytes
+        if start is not None and end is not None:
+            if start > end:
+                raise ValueError("start cannot be after end")
+            end += 1  # inclusive on the wire, exclusive in a slice
+        elif start is None:
+            raise ValueError("No start or end of range specified")
+        return slice(start, end, None)
+
+    # -- the body -------------------------------------------------------------------------
+
+    @property
+    def content(self) -> StreamReader:
+        return self._payload
+
+    @property
+    def has_body(self) -> bool:
+        return self._head.has_body
+
+    @property
+    def body_exists(self) -> bool:
+        return self._head.has_body
+
+    @property
+    def can_read_body(self) -> bool:
+        return not self._payload.at_eof()
+
+    async def read(self) -> bytes:
+        """The whole body, at most ``client_max_size`` bytes (else 413)."""
+        if self._read_bytes is None:
+            limit = self._client_max_size
+            declared = self._head.content_length
+            if limit and declared is not None and declared > limit:
+                self._too_large(declared)
+            body = bytearray()
+            while True:
+                chunk = await self._payload.readany()
+                if not chunk:
+                    break
+                body.extend(chunk)
+                if limit and len(body) > limit:
+                    self._too_large(len(body))
+            self._read_bytes = bytes(body)
+        return self._read_bytes
+
+    def _too_large(self, actual: int) -> None:
+        from .exceptions import HTTPRequestEntityTooLarge
+
+        raise HTTPRequestEntityTooLarge(max_size=self._client_max_size, actual_size=actual)
+
+    async def text(self) -> str:
+        body = await self.read()
+        return body.decode(self.charset or "utf-8")
+
+    async def json(
+        self,
+        *,
+        loads: Callable[[str], Any] = json.loads,
+        content_type: str | None = "application/json",
+    ) -> Any:
+        body = await self.text()
+        if content_type and self.content_type != content_type and not (
+            content_type == "application/json" and self.content_type.endswith("+json")
+        ):
+            from .exceptions import HTTPBadRequest
+
+            raise HTTPBadRequest(
+                text=f"Attempt to decode JSON with unexpected mimetype: {self.content_type}"
+            )
+        return loads(body)
+
+    async def post(self) -> MultiDictProxy[Any]:
+        """Form fields of an urlencoded or multipart body (empty for other methods/types)."""
+        if self._post is None:
+            from .forms import read_post
+
+            self._post = await read_post(self)
+        return self._post
+
+    async def multipart(self) -> Any:
+        from .multipart import MultipartReader
+
+        return MultipartReader(self._head.headers, self._payload)
+
+    async def release(self) -> None:
+        """Read and drop the rest of the body."""
+        while not self._payload.at_eof():
+            if not await self._payload.readany():
+                break
+
+    def add_cleanup(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the request is finished (temporary upload files)."""
+        if self._cleanups is None:
+            self._cleanups = []
+        self._cleanups.append(callback)
+
+    def _finish(self) -> None:
+        cleanups, self._cleanups = self._cleanups, None
+        for callback in cleanups or ():
+            callback()
+
+    async def wait_for_disconnection(self) -> None:
+        """Return once the client has gone (the handler should then stop)."""
+        transport = self._protocol.transport
+        while transport is not None and not transport.is_closing():
+            await asyncio.sleep(0.1)
+
+    # -- hooks used by responses and the server -------------------------------------------
+
+    async def _prepare_hook(self, response: StreamResponse) -> None:
+        return None
+
+    def _date_value(self) -> str:
+        return self._protocol.date_value()
+
+
+class Request(BaseRequest):
+    """A request routed by an Application: adds ``match_info``, ``app`` and ``config_dict``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._match_info: Any = None
+
+    def _copy_routing(self, clone: BaseRequest) -> None:
+        if isinstance(clone, Request):
+            clone._match_info = self._match_info
+
+    @property
+    def match_info(self) -> Any:
+        """The routing result: a dict of the path's variable parts, plus route details."""
+        return self._match_info
+
+    @property
+    def app(self) -> Any:
+        match_info = self._match_info
+        return match_info.current_app if match_info is not None else None
+
+    @property
+    def config_dict(self) -> ChainMapProxy:
+        match_info = self._match_info
+        if match_info is None:
+            return ChainMapProxy(())
+        apps = list(match_info.apps)
+        current = match_info.current_app
+        if current in apps:
+            apps = apps[: apps.index(current) + 1]
+        return ChainMapProxy(list(reversed(apps)))
+
+    async def _prepare_hook(self, response: StreamResponse) -> None:
+        match_info = self._match_info
+        if match_info is None:
+            return
+        for app in match_info.apps:
+            signal = app.on_response_prepare
+            if signal:
+                await signal.send(self, response)
+
+
+class _ContinueWriter:
+    """The part of aiohttp's stream writer an expect handler uses."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: BaseRequest) -> None:
+        self._request = request
+
+    async def write(self, data: bytes) -> None:
+        if data.startswith(b"HTTP/1.1 100"):
+            self._request._payload.continue_sent()  # noqa: SLF001
+        self._request._protocol.write(data)  # noqa: SLF001
+
+    async def drain(self) -> None:
+        await self._request._protocol.drain()  # noqa: SLF001
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    path, _, query = target.partition("?")
+    path = path.partition("#")[0]
+    return path, query
+
+
+def _parse_forwarded(value: str) -> Iterator[dict[str, str]]:
+    """Elements of one ``Forwarded`` header value; malformed pairs are skipped."""
+    for element in _split_quoted(value, ","):
+        pairs: dict[str, str] = {}
+        for pair in _split_quoted(element, ";"):
+            name, eq, val = pair.strip().partition("=")
+            name = name.strip().lower()
+            if not eq or not name or not set(name) <= _TCHAR:
+                continue
+            val = val.strip()
+            if len(val) >= 2 and val[0] == val[-1] == '"':
+                val = re.sub(r"\\(.)", r"\1", val[1:-1])
+            elif not val or not set(val) <= _TCHAR | {":", "[", "]", "/"}:
+                continue
+            pairs.setdefault(name, val)
+        yield pairs
+
+
+def _split_quoted(text: str, sep: str) -> Iterator[str]:
+    start = 0
+    quoted = escaped = False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == sep and not quoted:
+            yield text[start:index]
+            start = index + 1
+    yield text[start:]

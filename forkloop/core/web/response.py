@@ -1,5 +1,653 @@
-"""Owner: engine (issue 2). See docs/dev/architecture.md."""
+"""Responses with aiohttp.web's API: ``StreamResponse``, ``Response``, ``json_response``.
+
+Owns a response's status, headers, cookies and body, and the rules that turn them into a head:
+framing (Content-Length, chunked, or close-delimited for HTTP/1.0), no body for HEAD, 1xx, 204
+and 304 (RFC 9110 §6.4.1), keep-alive, compression by ``Accept-Encoding``. Writing the bytes
+belongs to ``writer.PayloadWriter``. Imports ``core.http``, ``core.web.helpers`` and
+``core.web.writer``.
+
+Headers are built lazily: a plain ``Response(text=...)`` never creates a header dictionary
+unless its ``headers`` are asked for; the content type lives in two attributes until then.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import datetime
+import enum
+import json
+import math
+import zlib
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from email.utils import formatdate
+from http.cookies import Morsel, SimpleCookie
+from typing import TYPE_CHECKING, Any, Final
+
+from multidict import CIMultiDict, istr
+
+from ..http.serialize import reason_phrase, response_head, status_line
+from .helpers import ETag, parse_content_type, parse_http_date
+from .writer import PayloadWriter
+
+if TYPE_CHECKING:
+    from .request import BaseRequest
+
+__all__ = ["ContentCoding", "Response", "StreamResponse", "json_response"]
+
+CONTENT_TYPE: Final = istr("Content-Type")
+CONTENT_LENGTH: Final = istr("Content-Length")
+CONTENT_ENCODING: Final = istr("Content-Encoding")
+TRANSFER_ENCODING: Final = istr("Transfer-Encoding")
+_OCTET: Final = "application/octet-stream"
+_FRAMING: Final = frozenset(("content-length", "transfer-encoding"))
+_SERVER: Final = "forkloop"
+
+LooseHeaders = Mapping[str, str] | Mapping[istr, str] | CIMultiDict[str] | None
+
+
+class ContentCoding(enum.Enum):
+    """Codings ``enable_compression`` can apply, in order of preference."""
+
+    deflate = "deflate"
+    gzip = "gzip"
+    identity = "identity"
+
+
+def _body_forbidden(method: str, status: int) -> bool:
+    return method == "HEAD" or status < 200 or status in (204, 304)
+
+
+class StreamResponse(MutableMapping[str, Any]):
+    """A response whose body is written piece by piece after ``prepare()``."""
+
+    _length_check = True
+
+    def __init__(
+        self,
+        *,
+        status: int = 200,
+        reason: str | None = None,
+        headers: LooseHeaders = None,
+    ) -> None:
+        self._headers: CIMultiDict[str] | None = CIMultiDict(headers) if headers else None
+        self._ctype: str | None = None
+        self._charset_value: str | None = None
+        self._cookies: SimpleCookie | None = None
+        self._keep_alive: bool | None = None
+        self._chunked = False
+        self._compression = False
+        self._compression_force: ContentCoding | None = None
+        self._compression_strategy: int | None = None
+        self._req: BaseRequest | None = None
+        self._payload_writer: PayloadWriter | None = None
+        self._eof_sent = False
+        self._must_be_empty_body = False
+        self._body_length = 0
+        self._state: dict[str, Any] | None = None
+        self.set_status(status, reason)
+
+    # -- status -------------------------------------------------------------------------
+
+    @property
+    def prepared(self) -> bool:
+        return self._eof_sent or self._payload_writer is not None
+
+    @property
+    def task(self) -> Any:
+        return self._req.task if self._req is not None else None
+
+    @property
+    def status(self) -> int:
+        return self._status
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    def set_status(self, status: int, reason: str | None = None) -> None:
+        if self.prepared:
+            raise RuntimeError("Cannot change the response status code after the headers have been sent")
+        status = int(status)
+        if not 100 <= status <= 999:
+            raise ValueError(f"invalid HTTP status code {status}")
+        if reason is not None and ("\r" in reason or "\n" in reason):
+            raise ValueError("reason cannot contain \\r or \\n")
+        self._status = status
+        self._custom_reason = reason
+        self._reason = reason if reason is not None else reason_phrase(status)
+
+    # -- connection and framing -----------------------------------------------------------
+
+    @property
+    def keep_alive(self) -> bool | None:
+        return self._keep_alive
+
+    def force_close(self) -> None:
+        self._keep_alive = False
+
+    @property
+    def body_length(self) -> int:
+        return self._body_length
+
+    @property
+    def chunked(self) -> bool:
+        return self._chunked
+
+    @property
+    def compression(self) -> bool:
+        return self._compression
+
+    def enable_chunked_encoding(self, chunk_size: int | None = None) -> None:
+        self._chunked = True
+        if self._headers is not None and CONTENT_LENGTH in self._headers:
+            raise RuntimeError("You can't enable chunked encoding when a content length is set")
+
+    def enable_compression(
+        self, force: ContentCoding | bool | None = None, strategy: int | None = None
+    ) -> None:
+        if isinstance(force, bool):  # aiohttp 2.x spelling
+            force = ContentCoding.deflate if force else ContentCoding.identity
+        self._compression = True
+        self._compression_force = force
+        self._compression_strategy = strategy
+
+    # -- headers ------------------------------------------------------------------------
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = CIMultiDict()
+        if self._ctype is not None:
+            headers[CONTENT_TYPE] = self._render_ctype(self._ctype, self._charset_value)
+            self._ctype = self._charset_value = None
+        return headers
+
+    @staticmethod
+    def _render_ctype(ctype: str, charset: str | None) -> str:
+        return f"{ctype}; charset={charset}" if charset else ctype
+
+    def _ctype_parts(self) -> tuple[str | None, str | None]:
+        if self._ctype is not None:
+            return self._ctype, self._charset_value
+        if self._headers is None:
+            return None, None
+        raw = self._headers.get(CONTENT_TYPE)
+        if raw is None:
+            return None, None
+        ctype, params = parse_content_type(raw)
+        return ctype, params.get("charset")
+
+    @property
+    def content_type(self) -> str:
+        ctype, _ = self._ctype_parts()
+        return ctype if ctype is not None else _OCTET
+
+    @content_type.setter
+    def content_type(self, value: str) -> None:
+        _, charset = self._ctype_parts()
+        self._set_ctype(str(value), charset)
+
+    @property
+    def charset(self) -> str | None:
+        return self._ctype_parts()[1]
+
+    @charset.setter
+    def charset(self, value: str | None) -> None:
+        ctype, _ = self._ctype_parts()
+        if ctype is None or ctype == _OCTET:
+            if value is not None:
+                raise RuntimeError("Setting charset for application/octet-stream doesn't make sense, setup content_type first")
+            ctype = _OCTET
+        self._set_ctype(ctype, value.lower() if value else None)
+
+    def _set_ctype(self, ctype: str, charset: str | None) -> None:
+        if self._headers is None or CONTENT_TYPE not in self._headers:
+            if self._headers is None:
+                self._ctype, self._charset_value = ctype, charset
+                return
+        self._ctype = self._charset_value = None
+        self._headers[CONTENT_TYPE] = self._render_ctype(ctype, charset)
+
+    @property
+    def content_length(self) -> int | None:
+        if self._headers is not None and CONTENT_LENGTH in self._headers:
+            return int(self._headers[CONTENT_LENGTH])
+        return None
+
+    @content_length.setter
+    def content_length(self, value: int | None) -> None:
+        if value is not None:
+            value = int(value)
+            if self._chunked:
+                raise RuntimeError("You can't set content length when chunked encoding is enable")
+            self.headers[CONTENT_LENGTH] = str(value)
+        elif self._headers is not None:
+            self._headers.pop(CONTENT_LENGTH, None)
+
+    @property
+    def last_modified(self) -> datetime.datetime | None:
+        if self._headers is None:
+            return None
+        return parse_http_date(self._headers.get("Last-Modified"))
+
+    @last_modified.setter
+    def last_modified(self, value: int | float | datetime.datetime | str | None) -> None:
+        if value is None:
+            if self._headers is not None:
+                self._headers.pop("Last-Modified", None)
+        elif isinstance(value, int | float):
+            self.headers["Last-Modified"] = formatdate(math.ceil(value), usegmt=True)
+        elif isinstance(value, datetime.datetime):
+            self.headers["Last-Modified"] = formatdate(value.timestamp(), usegmt=True)
+        elif isinstance(value, str):
+            self.headers["Last-Modified"] = value
+        else:
+            raise TypeError(f"Unsupported type for last_modified: {type(value).__name__}")
+
+    @property
+    def etag(self) -> ETag | None:
+        if self._headers is None:
+            return None
+        raw = self._headers.get("ETag")
+        if not raw:
+            return None
+        if raw == "*":
+            return ETag("*")
+        weak = raw.startswith("W/")
+        value = raw[2:] if weak else raw
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            return ETag(value[1:-1], weak)
+        return None
+
+    @etag.setter
+    def etag(self, value: ETag | str | None) -> None:
+        if value is None:
+            if self._headers is not None:
+                self._headers.pop("ETag", None)
+            return
+        if isinstance(value, str):
+            value = ETag(value)
+        if value.value == "*" and not value.is_weak:
+            self.headers["ETag"] = "*"
+            return
+        if '"' in value.value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value.value):
+            raise ValueError(f"Unsupported etag value: {value.value!r}")
+        self.headers["ETag"] = ("W/" if value.is_weak else "") + f'"{value.value}"'
+
+    # -- cookies ------------------------------------------------------------------------
+
+    @property
+    def cookies(self) -> SimpleCookie:
+        if self._cookies is None:
+            self._cookies = SimpleCookie()
+        return self._cookies
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str,
+        *,
+        expires: str | None = None,
+        domain: str | None = None,
+        max_age: int | str | None = None,
+        path: str = "/",
+        secure: bool | None = None,
+        httponly: bool | None = None,
+        version: str | None = None,
+        samesite: str | None = None,
+        partitioned: bool | None = None,
+    ) -> None:
+        cookies = self.cookies
+        old = cookies.get(name)
+        if old is not None and old.coded_value == "":
+            cookies.pop(name, None)  # a deleted cookie set again
+        cookies[name] = value
+        morsel: Morsel[str] = cookies[name]
+        if expires is not None:
+            morsel["expires"] = expires
+        elif morsel.get("expires") == "Thu, 01 Jan 1970 00:00:00 GMT":
+            del morsel["expires"]
+        if domain is not None:
+            morsel["domain"] = domain
+        if max_age is not None:
+            morsel["max-age"] = str(max_age)
+        elif "max-age" in morsel:
+            del morsel["max-age"]
+        morsel["path"] = path
+        if secure is not None:
+            morsel["secure"] = secure
+        if httponly is not None:
+            morsel["httponly"] = httponly
+        if version is not None:
+            morsel["version"] = version
+        if samesite is not None:
+            morsel["samesite"] = samesite
+        if partitioned:
+            morsel["partitioned"] = True
+
+    def del_cookie(
+        self,
+        name: str,
+        *,
+        domain: str | None = None,
+        path: str = "/",
+        secure: bool | None = None,
+        httponly: bool | None = None,
+        samesite: str | None = None,
+    ) -> None:
+        self.cookies.pop(name, None)
+        self.set_cookie(
+            name,
+            "",
+            max_age=0,
+            expires="Thu, 01 Jan 1970 00:00:00 GMT",
+            domain=domain,
+            path=path,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+        )
+
+    # -- dict storage ---------------------------------------------------------------------
+
+    def _storage(self) -> dict[str, Any]:
+        if self._state is None:
+            self._state = {}
+        return self._state
+
+    def __getitem__(self, key: str) -> Any:
+        return self._storage()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._storage()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._storage()[key]
+
+    def __len__(self) -> int:
+        return len(self._state) if self._state else 0
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._state or ())
+
+    def __hash__(self) -> int:
+        return hash(id(self))
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        if self._eof_sent:
+            info = "eof"
+        elif self.prepared and self._req is not None:
+            info = f"{self._req.method} {self._req.path} "
+        else:
+            info = "not prepared"
+        return f"<{type(self).__name__} {self.reason} {info}>"
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def prepare(self, request: BaseRequest) -> PayloadWriter | None:
+        if self._eof_sent:
+            return None
+        if self._payload_writer is not None:
+            return self._payload_writer
+        self._must_be_empty_body = _body_forbidden(request.method, self._status)
+        return await self._start(request)
+
+    async def _start(self, request: BaseRequest) -> PayloadWriter:
+        self._req = request
+        await request._prepare_hook(self)  # noqa: SLF001 - on_response_prepare signal
+        writer = self._payload_writer = self._make_writer(request, None)
+        return writer
+
+    def _choose_coding(self, request: BaseRequest) -> ContentCoding | None:
+        if self._compression_force is not None:
+            return None if self._compression_force is ContentCoding.identity else self._compression_force
+        accept = request.headers.get("Accept-Encoding", "").lower()
+        for coding in (ContentCoding.deflate, ContentCoding.gzip):
+            if coding.value in accept:
+                return coding
+        return None
+
+    def _make_writer(self, request: BaseRequest, body_length: int | None) -> PayloadWriter:
+        """Fix framing and keep-alive, render the head, and create the body writer."""
+        protocol = request.protocol
+        version = request.version
+        status = self._status
+        headers = self._headers
+        coding = self._choose_coding(request) if self._compression else None
+        keep_alive = self._keep_alive
+        if keep_alive is None:
+            keep_alive = request.keep_alive
+        elif keep_alive and not protocol.keep_alive:
+            keep_alive = False
+        lines: list[tuple[str, str]] = []
+        if headers:
+            lines.extend((k, v) for k, v in headers.items() if k.lower() not in _FRAMING)
+            declared = headers.get(CONTENT_LENGTH)
+            if declared is not None and body_length is None and not self._chunked and coding is None:
+                body_length = int(declared)
+            if CONTENT_TYPE not in headers and status >= 200 and status not in (204, 304):
+                lines.append(("Content-Type", _OCTET))
+        elif status >= 200 and status not in (204, 304):
+            ctype = self._ctype
+            lines.append(
+                ("Content-Type", self._render_ctype(ctype, self._charset_value) if ctype else _OCTET)
+            )
+        if coding is not None:
+            lines.append(("Content-Encoding", coding.value))
+            lines.append(("Vary", "Accept-Encoding"))
+        chunked = False
+        if status < 200 or status in (204, 304):
+            pass  # no body framing at all (RFC 9110 §8.6, RFC 9112 §6.3)
+        elif self._chunked or (body_length is None and coding is not None) or (
+            body_length is None and not self._must_be_empty_body
+        ):
+            if version >= (1, 1):
+                chunked = True
+                lines.append(("Transfer-Encoding", "chunked"))
+            elif self._chunked:
+                raise RuntimeError(f"Using chunked encoding is forbidden for HTTP/{version[0]}.{version[1]}")
+            else:
+                keep_alive = False  # HTTP/1.0 body delimited by the close
+        elif body_length is not None:
+            lines.append(("Content-Length", str(body_length)))
+        if self._cookies:
+            lines.extend(("Set-Cookie", morsel.OutputString()) for morsel in self._cookies.values())
+        lines.append(("Date", request._date_value()))  # noqa: SLF001
+        lines.append(("Server", _SERVER))
+        if not keep_alive:
+            lines.append(("Connection", "close"))
+            protocol.force_close()
+        elif version < (1, 1):
+            lines.append(("Connection", "keep-alive"))
+        self._keep_alive = keep_alive
+        self._chunked = chunked
+        head = response_head(
+            status_line(version, status, self._custom_reason), lines
+        )
+        writer = PayloadWriter(
+            protocol, head, chunked=chunked, no_body=self._must_be_empty_body, length=body_length
+        )
+        if coding is not None and not self._must_be_empty_body:
+            writer.enable_compression(coding.value, self._compression_strategy)
+        return writer
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data argument must be byte-ish ({type(data)!r})")
+        if self._eof_sent:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._payload_writer is None:
+            raise RuntimeError("Cannot call write() before prepare()")
+        await self._payload_writer.write(data)
+
+    async def drain(self) -> None:
+        if self._eof_sent:
+            raise RuntimeError("Cannot call drain() after write_eof()")
+        if self._payload_writer is None:
+            raise RuntimeError("Response has not been started")
+        await self._payload_writer.drain()
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data argument must be byte-ish ({type(data)!r})")
+        if self._eof_sent:
+            return
+        if self._payload_writer is None:
+            raise RuntimeError("Response has not been started")
+        await self._payload_writer.write_eof(bytes(data))
+        self._eof_sent = True
+        self._body_length = self._payload_writer.buffer_size
+
+
+class Response(StreamResponse):
+    """A response whose whole body is known before it is sent."""
+
+    def __init__(
+        self,
+        *,
+        body: Any = None,
+        status: int = 200,
+        reason: str | None = None,
+        text: str | None = None,
+        headers: LooseHeaders = None,
+        content_type: str | None = None,
+        charset: str | None = None,
+        zlib_executor_size: int | None = None,
+        zlib_executor: Any = None,
+    ) -> None:
+        if body is not None and text is not None:
+            raise ValueError("body and text are not allowed together")
+        super().__init__(status=status, reason=reason, headers=headers)
+        if content_type is not None and "charset" in content_type:
+            raise ValueError("charset must not be in content_type argument")
+        has_ctype_header = self._headers is not None and CONTENT_TYPE in self._headers
+        if has_ctype_header and (content_type is not None or charset is not None):
+            raise ValueError(
+                "passing both Content-Type header and content_type or charset params is forbidden"
+            )
+        self._body: bytes | None = None
+        self._compressed_body: bytes | None = None
+        if text is not None:
+            if not isinstance(text, str):
+                raise TypeError(f"text argument must be str ({type(text)!r})")
+            if not has_ctype_header:
+                self._set_ctype(content_type or "text/plain", charset or "utf-8")
+                self._body = text.encode(charset or "utf-8")
+            else:
+                self._body = text.encode(self.charset or "utf-8")
+        else:
+            if content_type is not None or charset is not None:
+                self._set_ctype(content_type or _OCTET, charset)
+            if body is not None:
+                self.body = body
+
+    @property
+    def body(self) -> bytes | None:
+        return self._body
+
+    @body.setter
+    def body(self, body: Any) -> None:
+        if body is None:
+            self._body = None
+        elif isinstance(body, bytes | bytearray | memoryview):
+            self._body = bytes(body)
+        elif isinstance(body, str):
+            if self._ctype_parts()[0] is None:
+                self._set_ctype("text/plain", "utf-8")
+            self._body = body.encode(self.charset or "utf-8")
+        else:
+            raise TypeError(f"body argument must be bytes, bytearray, memoryview or str ({type(body)!r})")
+        self._compressed_body = None
+
+    @property
+    def text(self) -> str | None:
+        if self._body is None:
+            return None
+        return self._body.decode(self.charset or "utf-8")
+
+    @text.setter
+    def text(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise TypeError(f"text argument must be str ({type(text)!r})")
+        ctype, charset = self._ctype_parts()
+        if ctype is None or ctype == _OCTET:
+            self._set_ctype("text/plain", charset or "utf-8")
+        elif charset is None:
+            self._set_ctype(ctype, "utf-8")
+        self._body = text.encode(self.charset or "utf-8")
+        self._compressed_body = None
+
+    @property
+    def content_length(self) -> int | None:
+        if self._chunked:
+            return None
+        if self._headers is not None and CONTENT_LENGTH in self._headers:
+            return int(self._headers[CONTENT_LENGTH])
+        if self._compressed_body is not None:
+            return len(self._compressed_body)
+        return len(self._body) if self._body is not None else 0
+
+    @content_length.setter
+    def content_length(self, value: int | None) -> None:
+        raise RuntimeError("Content length is set automatically")
+
+    async def _start(self, request: BaseRequest) -> PayloadWriter:
+        self._req = request
+        await request._prepare_hook(self)  # noqa: SLF001
+        body = self._body if self._body is not None else b""
+        if self._compression and not self._chunked:
+            coding = self._choose_coding(request)
+            if coding is not None:
+                wbits = 16 + zlib.MAX_WBITS if coding is ContentCoding.gzip else zlib.MAX_WBITS
+                compressor = zlib.compressobj(wbits=wbits)
+                self._compressed_body = compressor.compress(body) + compressor.flush()
+                self.headers[CONTENT_ENCODING] = coding.value
+                self.headers["Vary"] = "Accept-Encoding"
+                self._compression = False
+                body = self._compressed_body
+        length = None if self._chunked else len(body)
+        writer = self._payload_writer = self._make_writer(request, length)
+        return writer
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        if self._eof_sent:
+            return
+        if self._payload_writer is None:
+            raise RuntimeError("Response has not been started")
+        body = self._compressed_body if self._compressed_body is not None else self._body
+        await super().write_eof(body or b"")
+
+
+_SENTINEL: Final[Any] = object()
+
+
+def json_response(
+    data: Any = _SENTINEL,
+    *,
+    text: str | None = None,
+    body: bytes | None = None,
+    status: int = 200,
+    reason: str | None = None,
+    headers: LooseHeaders = None,
+    content_type: str = "application/json",
+    dumps: Callable[[Any], str] = json.dumps,
+) -> Response:
+    if data is not _SENTINEL:
+        if text or body:
+            raise ValueError("only one of data, text, or body should be specified")
+        text = dumps(data)
+    return Response(
+        text=text,
+        body=body,
+        status=status,
+        reason=reason,
+        headers=headers,
+        content_type=content_type,
+    )
+

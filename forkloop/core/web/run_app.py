@@ -1,5 +1,153 @@
-"""Owner: engine (issue 2). See docs/dev/architecture.md."""
+"""``run_app``: serve an application until interrupted (aiohttp's signature).
+
+Owns the process-level loop for a single-process server: the event loop (uvloop by default, the
+standard loop as a fallback), the sites for ``host``/``port``/``path``/``sock``, the banner, and
+a clean stop on SIGINT/SIGTERM. Imports ``core.web.runner``.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl as ssl_mod
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from .log import AbstractAccessLogger, AccessLogger, access_logger
+from .runner import AppRunner, BaseSite, GracefulExit, SockSite, TCPSite, UnixSite
+
+__all__ = ["new_event_loop", "run_app"]
+
+
+def new_event_loop(use_uvloop: bool = True) -> asyncio.AbstractEventLoop:
+    """A uvloop loop where uvloop is installed (and wanted), else asyncio's default loop."""
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+            pass
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
+
+
+async def _run_app(
+    app: Any,
+    *,
+    host: str | Iterable[str] | None = None,
+    port: int | None = None,
+    path: str | Iterable[str] | None = None,
+    sock: socket.socket | Iterable[socket.socket] | None = None,
+    shutdown_timeout: float = 60.0,
+    keepalive_timeout: float = 75.0,
+    ssl_context: ssl_mod.SSLContext | None = None,
+    print: Callable[..., None] | None = print,  # noqa: A002 - aiohttp's parameter name
+    backlog: int = 128,
+    access_log_class: type[AbstractAccessLogger] = AccessLogger,
+    access_log_format: str = AccessLogger.LOG_FORMAT,
+    access_log: logging.Logger | None = access_logger,
+    handle_signals: bool = True,
+    reuse_address: bool | None = None,
+    reuse_port: bool | None = None,
+    handler_cancellation: bool = False,
+) -> None:
+    if isinstance(app, Awaitable):
+        app = await app
+    runner = AppRunner(
+        app,
+        handle_signals=handle_signals,
+        access_log_class=access_log_class,
+        access_log_format=access_log_format,
+        access_log=access_log,
+        keepalive_timeout=keepalive_timeout,
+        shutdown_timeout=shutdown_timeout,
+        handler_cancellation=handler_cancellation,
+    )
+    await runner.setup()
+    sites: list[BaseSite] = []
+    try:
+        common = {"ssl_context": ssl_context, "backlog": backlog}
+        if host is not None:
+            hosts = [host] if isinstance(host, str) else list(host)
+            sites.extend(
+                TCPSite(
+                    runner, h, port, reuse_address=reuse_address, reuse_port=reuse_port, **common
+                )
+                for h in hosts
+            )
+        elif (path is None and sock is None) or port is not None:
+            sites.append(
+                TCPSite(
+                    runner, port=port, reuse_address=reuse_address, reuse_port=reuse_port, **common
+                )
+            )
+        if path is not None:
+            paths = [path] if isinstance(path, str) else list(path)
+            sites.extend(UnixSite(runner, p, **common) for p in paths)
+        if sock is not None:
+            socks = [sock] if isinstance(sock, socket.socket) else list(sock)
+            sites.extend(SockSite(runner, s, **common) for s in socks)
+        for site in sites:
+            await site.start()
+        if print is not None:
+            names = sorted(site.name for site in runner.sites)
+            print(f"======== Running on {', '.join(names)} ========\n(Press CTRL+C to quit)")
+        while True:
+            await asyncio.sleep(3600)
+    finally:
+        await runner.cleanup()
+
+
+def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "unhandled exception during run_app() shutdown",
+                    "exception": task.exception(),
+                    "task": task,
+                }
+            )
+
+
+def run_app(
+    app: Any,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    use_uvloop: bool = True,
+    **kwargs: Any,
+) -> None:
+    """Serve ``app`` (an Application or a coroutine returning one) until SIGINT/SIGTERM."""
+    if loop is None:
+        loop = new_event_loop(use_uvloop)
+    access_log = kwargs.get("access_log", access_logger)
+    if loop.get_debug() and access_log is not None and access_log.name == "forkloop.access":
+        if access_log.level == logging.NOTSET:
+            access_log.setLevel(logging.DEBUG)
+        if not access_log.hasHandlers():
+            access_log.addHandler(logging.StreamHandler())
+    main_task = loop.create_task(_run_app(app, **kwargs))
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(main_task)
+    except (GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        try:
+            main_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(main_task)
+        finally:
+            _cancel_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            asyncio.set_event_loop(None)

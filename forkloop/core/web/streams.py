@@ -1,5 +1,7 @@
-"""Owner: engine (issue 2). See docs/dev/architecture.md."""
+"""aiohttp.web's stream names; the implementation lives with the protocol that feeds it."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ..server.streams import EMPTY_PAYLOAD, EmptyStreamReader, EofStream, StreamReader
+
+__all__ = ["EMPTY_PAYLOAD", "EmptyStreamReader", "EofStream", "StreamReader"]

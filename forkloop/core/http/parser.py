@@ -1,0 +1,320 @@
+"""Sans-I/O HTTP/1.1 request parser: bytes in, events out, on top of httptools (llhttp).
+
+Owns request framing and the checks llhttp leaves to its user: size limits (request line, header
+field, header section, header count), Transfer-Encoding rules, versions we serve, and upgrades.
+Imports only ``errors`` and ``limits`` of ours.
+
+Theory of operation: ``feed(data)`` runs llhttp over ``data`` and returns what it completed, in
+order: a :class:`RequestHead` per request, ``bytes`` chunks of its body, then :data:`END`. An
+upgrade request (``Connection: upgrade`` + ``Upgrade``, or CONNECT) ends HTTP parsing: its head
+and :data:`END` are followed by :class:`Upgrade` carrying every byte after the head; later feeds
+are refused. Any violation raises an :class:`~.errors.HttpError` whose ``status`` is the answer;
+the parser is then unusable, and the connection must close (RFC 9112 §11.2: after a framing
+error the next request's start is unknowable).
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .errors import (
+    BadRequest,
+    HeadersTooLarge,
+    HttpError,
+    RequestLineTooLong,
+    VersionNotSupported,
+)
+from .limits import Limits
+
+__all__ = [
+    "END",
+    "HTTP10",
+    "HTTP11",
+    "EndOfMessage",
+    "Event",
+    "HttpVersion",
+    "MethodNotImplemented",
+    "RequestHead",
+    "RequestParser",
+    "Upgrade",
+]
+
+
+class HttpVersion(NamedTuple):
+    major: int
+    minor: int
+
+
+HTTP10: Final = HttpVersion(1, 0)
+HTTP11: Final = HttpVersion(1, 1)
+_VERSIONS: Final = {"1.1": HTTP11, "1.0": HTTP10}
+
+
+class MethodNotImplemented(HttpError):
+    status = 501
+    reason = "Not Implemented"
+
+
+class RequestHead:
+    """A parsed request line and header section."""
+
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "expect",
+        "headers",
+        "keep_alive",
+        "method",
+        "raw_headers",
+        "target",
+        "upgrade",
+        "version",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        version: HttpVersion,
+        headers: CIMultiDictProxy[str],
+        raw_headers: tuple[tuple[bytes, bytes], ...],
+        keep_alive: bool,
+        upgrade: bool,
+        chunked: bool,
+        content_length: int | None,
+        expect: str | None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.raw_headers = raw_headers
+        self.keep_alive = keep_alive
+        self.upgrade = upgrade
+        self.chunked = chunked
+        self.content_length = content_length
+        self.expect = expect
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+    def __repr__(self) -> str:
+        return f"<RequestHead {self.method} {self.target} HTTP/{self.version[0]}.{self.version[1]}>"
+
+
+class EndOfMessage:
+    """The end of one request's body."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "END"
+
+
+END: Final = EndOfMessage()
+
+
+class Upgrade:
+    """HTTP parsing stopped after an upgrade request; ``data`` is what followed its head."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Upgrade({self.data!r})"
+
+
+Event = RequestHead | bytes | EndOfMessage | Upgrade
+
+_METHODS: Final[dict[bytes, str]] = {}
+# Header names whose values steer framing; compared lower-cased, only at these lengths.
+_SPECIAL_LENGTHS: Final = frozenset((6, 14, 17))
+
+
+class RequestParser:
+    """Parses the requests of one connection. Not reusable after an error or an upgrade."""
+
+    __slots__ = (
+        "_began_in_feed",
+        "_content_length",
+        "_error",
+        "_events",
+        "_expect",
+        "_head_fed",
+        "_header_bytes",
+        "_headers",
+        "_in_head",
+        "_in_trailers",
+        "_limits",
+        "_parser",
+        "_raw",
+        "_te",
+        "_upgraded",
+        "_url",
+        "heads_begun",
+    )
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self._limits = limits if limits is not None else Limits()
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: list[Event] = []
+        self._error: HttpError | None = None
+        self._upgraded = False
+        self.heads_begun = 0
+        self._in_head = False
+        self._began_in_feed = False
+        self._head_fed = 0
+        self._in_trailers = False
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._raw: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+        self._content_length: int | None = None
+        self._te: str | None = None
+        self._expect: str | None = None
+
+    @property
+    def in_request(self) -> bool:
+        """True between a request's first byte and its complete head (for the header timer)."""
+        return self._in_head
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Parse ``data``; return the events it completed. Raises HttpError on bad input."""
+        if self._upgraded:
+            raise RuntimeError("the connection was upgraded; HTTP parsing has ended")
+        if self._error is not None:
+            raise self._error
+        events: list[Event] = []
+        self._events = events
+        self._began_in_feed = False
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._upgraded = True
+            events.append(Upgrade(data[exc.args[0] :]))
+        except httptools.HttpParserCallbackError:
+            error = self._error if self._error is not None else BadRequest("invalid request")
+            self._error = error
+            raise error from None
+        except httptools.HttpParserInvalidMethodError:
+            self._error = MethodNotImplemented("unknown or invalid request method")
+            raise self._error from None
+        except httptools.HttpParserError as exc:
+            self._error = BadRequest(str(exc) or "malformed request")
+            raise self._error from None
+        if self._in_head:
+            self._check_partial_head(len(data))
+        return events
+
+    def _check_partial_head(self, fed: int) -> None:
+        # llhttp buffers a header line until it is complete, so limits checked per line cannot
+        # see one that never ends. Count the bytes fed since the head began; the feed in which
+        # it began is left out (its share is unknown), which bounds memory by one read.
+        if self._began_in_feed:
+            return
+        self._head_fed += fed
+        if self._head_fed > self._limits.max_request_line_bytes + self._limits.max_header_bytes:
+            self._fail(HeadersTooLarge("request header section too large"))
+
+    def _fail(self, error: HttpError) -> None:
+        self._error = error
+        raise error
+
+    # -- httptools callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.heads_begun += 1
+        self._in_head = True
+        self._began_in_feed = True
+        self._head_fed = 0
+        self._in_trailers = False
+        self._url = b""
+        self._headers = []
+        self._raw = []
+        self._header_bytes = 0
+        self._content_length = None
+        self._te = None
+        self._expect = None
+
+    def on_url(self, url: bytes) -> None:
+        self._url = self._url + url if self._url else url
+        if len(self._url) > self._limits.max_request_line_bytes:
+            self._fail(RequestLineTooLong("request line too long"))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        limits = self._limits
+        size = len(name) + len(value) + 2
+        if size > limits.max_header_field_bytes:
+            self._fail(HeadersTooLarge("request header field too large"))
+        self._header_bytes += size
+        if self._header_bytes > limits.max_header_bytes:
+            self._fail(HeadersTooLarge("request header section too large"))
+        if len(self._raw) >= limits.max_header_count:
+            self._fail(HeadersTooLarge("too many request header fields"))
+        value = value.rstrip(b" \t")  # llhttp keeps trailing OWS (RFC 9110 §5.5 excludes it)
+        self._raw.append((name, value))
+        if self._in_trailers:
+            return  # trailer fields are counted against the limits, then dropped
+        text = value.decode("utf-8", "surrogateescape")
+        if len(name) in _SPECIAL_LENGTHS:
+            lname = name.lower()
+            if lname == b"content-length":
+                self._content_length = int(value)  # llhttp accepted only digits, only once
+            elif lname == b"transfer-encoding":
+                self._te = text
+            elif lname == b"expect":
+                self._expect = text
+        self._headers.append((name.decode("ascii"), text))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = _VERSIONS.get(parser.get_http_version())
+        if version is None:
+            self._fail(VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served"))
+        chunked = False
+        if self._te is not None:
+            # llhttp refuses Content-Length with Transfer-Encoding and a coding after chunked; we
+            # also refuse any coding besides a lone chunked (we decode no other) and TE on 1.0,
+            # whose framing RFC 9112 §6.1 calls faulty.
+            if version is HTTP10:
+                self._fail(BadRequest("Transfer-Encoding is not allowed in HTTP/1.0"))
+            if self._te.strip().lower() != "chunked":
+                self._fail(BadRequest(f"unsupported Transfer-Encoding: {self._te!r}"))
+            chunked = True
+        upgrade = parser.should_upgrade()
+        if upgrade and (chunked or self._content_length):
+            self._fail(BadRequest("an upgrade request must not carry a body"))
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method)
+        if method is None:
+            method = raw_method.decode("ascii")
+            if len(_METHODS) < 64:
+                _METHODS[raw_method] = method
+        head = RequestHead(
+            method,
+            self._url.decode("utf-8", "surrogateescape"),
+            version,  # type: ignore[arg-type]  # None was refused above
+            CIMultiDictProxy(CIMultiDict(self._headers)),
+            tuple(self._raw),
+            parser.should_keep_alive(),
+            upgrade,
+            chunked,
+            self._content_length,
+            self._expect,
+        )
+        self._in_head = False
+        self._in_trailers = True
+        self._events.append(head)
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(body)
+
+    def on_message_complete(self) -> None:
+        self._in_trailers = False
+        self._events.append(END)

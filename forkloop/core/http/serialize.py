@@ -1,0 +1,100 @@
+"""Sans-I/O response framing: status lines, header blocks, chunks, the Date value, error replies.
+
+Owns the bytes of a response head and of chunked framing, and refuses header injection (CR, LF
+or NUL in a name or value). Imports only ``errors`` of ours. No clock is read here: callers pass
+the time, so the Date cache is testable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Final
+
+from .errors import HttpError
+
+__all__ = [
+    "DateCache",
+    "chunk",
+    "error_response",
+    "reason_phrase",
+    "response_head",
+    "status_line",
+]
+
+_REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
+_REASONS.setdefault(421, "Misdirected Request")
+_STATUS_LINES: dict[tuple[int, int, int], bytes] = {}
+_FORBIDDEN: Final = frozenset("\r\n\x00")
+LAST_CHUNK: Final = b"0\r\n\r\n"
+
+
+def reason_phrase(status: int) -> str:
+    return _REASONS.get(status, "")
+
+
+def status_line(version: tuple[int, int], status: int, reason: str | None = None) -> bytes:
+    """``HTTP/1.1 200 OK\\r\\n``; lines with the standard reason are cached."""
+    if reason is None:
+        key = (version[0], version[1], status)
+        line = _STATUS_LINES.get(key)
+        if line is None:
+            line = f"HTTP/{version[0]}.{version[1]} {status} {reason_phrase(status)}\r\n".encode()
+            _STATUS_LINES[key] = line
+        return line
+    _check_value(reason)
+    return f"HTTP/{version[0]}.{version[1]} {status} {reason}\r\n".encode()
+
+
+def _check_value(text: str) -> None:
+    if not _FORBIDDEN.isdisjoint(text):
+        raise ValueError(f"newline or NUL in a response header or reason: {text!r}")
+
+
+def response_head(status_line_bytes: bytes, headers: Iterable[tuple[str, str]]) -> bytes:
+    """A complete response head: status line, header lines, blank line."""
+    parts = [status_line_bytes.decode("latin-1")]
+    for name, value in headers:
+        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+            _check_value(name)
+            _check_value(value)
+        parts.append(f"{name}: {value}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8", "surrogateescape")
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (RFC 9112 §7.1); empty data is not a chunk."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+class DateCache:
+    """The IMF-fixdate for the ``Date`` header, formatted at most once a second."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = ""
+
+    def value(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._value = formatdate(second, usegmt=True)
+        return self._value
+
+
+def error_response(error: HttpError, date: str) -> bytes:
+    """The complete reply to a protocol error; the connection closes after it."""
+    body = f"{error.status} {error.reason}: {error.message}\n".encode("utf-8", "replace")
+    return response_head(
+        status_line((1, 1), error.status),
+        (
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Date", date),
+            ("Connection", "close"),
+        ),
+    ) + body

@@ -1,0 +1,464 @@
+"""The per-connection asyncio protocol: bytes to parser events to request cycles, in order.
+
+Owns one connection's life: feeding the sans-I/O parser, running request cycles strictly one after
+another (pipelined requests wait in a bounded queue; reading pauses when it is full), the header,
+keep-alive and lingering timers, write flow control (``drain``), error replies, half-close, the
+switch to another protocol after an upgrade, and its part of the staged shutdown. What a request
+cycle does (Request objects, handlers, responses) belongs to the owner, the web layer's server.
+Imports ``core.http`` and ``core.server`` only.
+
+Theory of operation. ``data_received`` feeds the parser. A request head creates the body stream
+and queues ``(head, body)``; body bytes and the end of the message go to the body stream of the
+latest head. When no cycle runs, the first queued request starts one: a task running
+``owner.handle(self, head, body)``. When it ends, the connection either starts the next queued
+request, waits for one under the keep-alive timer, or closes. A protocol error queues itself
+behind the requests already accepted, so their responses still go out in order; its own reply
+ends the connection. Timers: from the connection's start, and from the first byte of each
+request, the head must arrive within ``header_timeout_s``; an idle keep-alive connection closes
+after ``keepalive_timeout_s``. After an error reply the socket is half-closed and input is
+discarded for ``lingering_timeout_s``, so the client reads the reply instead of a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, Protocol, cast
+
+from ..http.errors import BadRequest, HttpError
+from ..http.limits import Limits
+from ..http.parser import END, RequestHead, RequestParser, Upgrade
+from ..http.serialize import error_response
+from .streams import EMPTY_PAYLOAD, StreamReader
+
+__all__ = ["ConnectionOwner", "HttpProtocol"]
+
+# Unread body a finished handler may leave behind and still keep the connection: bytes beyond
+# this are not worth reading just to find the next request.
+MAX_DISCARD_BYTES: Final = 64 * 1024
+
+_IDLE, _HEADER, _KEEPALIVE, _LINGER = 0, 1, 2, 3
+
+
+class ConnectionOwner(Protocol):
+    """What a connection needs from the server that accepted it (the web layer's ``Server``)."""
+
+    limits: Limits
+
+    def connection_made(self, protocol: HttpProtocol) -> None: ...
+    def connection_lost(self, protocol: HttpProtocol) -> None: ...
+    def handle(
+        self, protocol: HttpProtocol, head: RequestHead, payload: StreamReader
+    ) -> Coroutine[Any, Any, None]: ...
+    def protocol_error(self, protocol: HttpProtocol, error: HttpError) -> None: ...
+    def date_value(self) -> str: ...
+
+
+class _Discard:
+    """Takes the body a finished handler did not read, up to a bound."""
+
+    __slots__ = ("overflow", "size")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.overflow = False
+
+    def feed_data(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > MAX_DISCARD_BYTES:
+            self.overflow = True
+
+    def feed_eof(self) -> None:
+        pass
+
+    def set_exception(self, exc: BaseException) -> None:
+        pass
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One HTTP/1.1 connection."""
+
+    __slots__ = (
+        "_body",
+        "_cycle_payload",
+        "_drain_waiters",
+        "_force_close",
+        "_heads_at_timer",
+        "_loop",
+        "_on_data",
+        "_on_eof",
+        "_owner",
+        "_parser",
+        "_pipeline_paused",
+        "_queue",
+        "_read_pauses",
+        "_task",
+        "_timer",
+        "_timer_kind",
+        "_upgrade_data",
+        "_write_paused",
+        "cancel_on_disconnect",
+        "closing",
+        "limits",
+        "peername",
+        "transport",
+    )
+
+    def __init__(self, owner: ConnectionOwner, loop: asyncio.AbstractEventLoop) -> None:
+        self._owner = owner
+        self._loop = loop
+        self.limits = owner.limits
+        self.transport: asyncio.Transport | None = None
+        self.peername: Any = None
+        self.closing = False
+        self.cancel_on_disconnect = False
+        self._parser: RequestParser | None = RequestParser(self.limits)
+        self._queue: collections.deque[tuple[RequestHead, StreamReader] | HttpError] = (
+            collections.deque()
+        )
+        self._body: StreamReader | _Discard | None = None
+        self._cycle_payload: StreamReader | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._force_close = False
+        self._read_pauses = 0
+        self._pipeline_paused = False
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_kind = _IDLE
+        self._heads_at_timer = -1
+        self._upgrade_data: bytes | None = None
+        self._on_data: Callable[[bytes], None] | None = None
+        self._on_eof: Callable[[], None] | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        self.peername = transport.get_extra_info("peername")
+        limits = self.limits
+        transport.set_write_buffer_limits(
+            high=limits.write_buffer_high_bytes, low=limits.write_buffer_low_bytes
+        )
+        self._owner.connection_made(self)
+        self._set_timer(_HEADER, limits.header_timeout_s)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_timer()
+        self.transport = None
+        lost = ConnectionResetError("Connection lost")
+        if self._body is not None:
+            self._body.set_exception(lost)
+            self._body = None
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_exception(lost)
+        self._drain_waiters.clear()
+        self._queue.clear()
+        if self._on_eof is not None:
+            on_eof, self._on_eof = self._on_eof, None
+            self._on_data = None
+            on_eof()
+        if self._task is not None and self.cancel_on_disconnect:
+            self._task.cancel()
+        self._owner.connection_lost(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._on_data is not None:
+            self._on_data(data)
+            return
+        parser = self._parser
+        if parser is None:  # upgraded and not yet switched, or lingering: hold or drop
+            if self._upgrade_data is not None and self._timer_kind != _LINGER:
+                self._upgrade_data += data
+            return
+        if self._timer_kind == _KEEPALIVE:
+            self._cancel_timer()
+        try:
+            events = parser.feed(data)
+        except HttpError as error:
+            self._protocol_error(error)
+            return
+        for event in events:
+            if type(event) is bytes:
+                body = self._body
+                if body is not None:
+                    body.feed_data(event)
+            elif event is END:
+                self._end_of_body()
+            elif type(event) is RequestHead:
+                self._new_request(event)
+            elif type(event) is Upgrade:
+                self._parser = None
+                self._upgrade_data = event.data
+        if self._parser is not None:
+            self._update_header_timer(self._parser)
+        if self._task is None and self._queue:
+            self._start_next()
+
+    def eof_received(self) -> bool:
+        if self._on_eof is not None:
+            on_eof, self._on_eof = self._on_eof, None
+            on_eof()
+            return True
+        if self._body is not None:
+            self._body.set_exception(ConnectionResetError("client closed before the body ended"))
+            self._body = None
+        if self._task is None and not self._queue:
+            return False  # idle: let the transport close
+        # Half-close: answer what was asked, then close (RFC 9112 §9.6).
+        self._force_close = True
+        self._parser = None
+        return True
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- used by the web layer ----------------------------------------------------------
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the response being written may leave the connection open."""
+        return not (self._force_close or self.closing or self._parser is None)
+
+    def force_close(self) -> None:
+        """Close the connection once the current response is complete."""
+        self._force_close = True
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("Cannot write to closing transport")
+        transport.write(data)
+
+    async def drain(self) -> None:
+        if self.transport is None:
+            raise ConnectionResetError("Connection lost")
+        if not self._write_paused:
+            return
+        waiter = self._loop.create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    def pause_reading(self) -> None:
+        self._read_pauses += 1
+        if self._read_pauses == 1 and self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._read_pauses <= 0:
+            return
+        self._read_pauses -= 1
+        if self._read_pauses == 0 and self.transport is not None:
+            self.transport.resume_reading()
+
+    def switch_protocol(
+        self, on_data: Callable[[bytes], None], on_eof: Callable[[], None]
+    ) -> None:
+        """Hand every later byte to ``on_data`` (after an upgrade's 101 went out)."""
+        if self._upgrade_data is None:
+            raise RuntimeError("switch_protocol() needs a request that asked for an upgrade")
+        self._cancel_timer()
+        data, self._upgrade_data = self._upgrade_data, b""
+        self._on_data = on_data
+        self._on_eof = on_eof
+        if data:
+            on_data(data)
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task running the current request cycle."""
+        return self._task
+
+    def date_value(self) -> str:
+        return self._owner.date_value()
+
+    @property
+    def upgraded(self) -> bool:
+        return self._on_data is not None
+
+    def begin_shutdown(self) -> None:
+        """Stage one of a graceful stop: idle connections close, busy ones finish and close."""
+        self.closing = True
+        if self._task is None and self._on_data is None:
+            self._close()
+
+    def abort(self) -> None:
+        """Last stage of a stop: cancel the running handler and drop the connection."""
+        if self._task is not None:
+            self._task.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def idle(self) -> bool:
+        return self._task is None and not self._queue
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _new_request(self, head: RequestHead) -> None:
+        limits = self.limits
+        if head.has_body:
+            on_first_read = self._send_continue if head.expect is not None else None
+            payload = StreamReader(
+                self,
+                loop=self._loop,
+                high_water=limits.read_buffer_high_bytes,
+                idle_timeout_s=limits.body_idle_timeout_s,
+                on_first_read=on_first_read,
+            )
+            self._body = payload
+        else:
+            payload = EMPTY_PAYLOAD
+            self._body = None
+        self._queue.append((head, payload))
+        if len(self._queue) >= limits.max_pipelined_requests and not self._pipeline_paused:
+            self._pipeline_paused = True
+            self.pause_reading()
+
+    def _end_of_body(self) -> None:
+        body = self._body
+        if body is not None:
+            self._body = None
+            body.feed_eof()
+            if type(body) is _Discard and body.overflow:
+                self._force_close = True
+
+    def _send_continue(self) -> None:
+        # Only the request being handled may be told to continue (RFC 9110 §10.1.1).
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _start_next(self) -> None:
+        item = self._queue.popleft()
+        if self._pipeline_paused and len(self._queue) < self.limits.max_pipelined_requests:
+            self._pipeline_paused = False
+            self.resume_reading()
+        if isinstance(item, HttpError):
+            self._reply_error(item)
+            return
+        if self.closing:  # shutting down: queued requests are not started
+            self._close()
+            return
+        head, payload = item
+        self._cycle_payload = payload
+        task = self._loop.create_task(self._owner.handle(self, head, payload))
+        self._task = task
+        task.add_done_callback(self._cycle_done)
+
+    def _cycle_done(self, task: asyncio.Task[None]) -> None:
+        self._task = None
+        payload, self._cycle_payload = self._cycle_payload, None
+        if self.transport is None:
+            return
+        if task.cancelled() or task.exception() is not None or self._on_data is not None:
+            self._close()
+            return
+        if payload is not None and payload is self._body:
+            # The handler left body unread: drop what came, skip the rest up to a bound.
+            if payload.needs_continue:
+                self._force_close = True  # the client waits for 100 and never sends the body
+            discard = _Discard()
+            discard.size = payload.discard()
+            discard.overflow = discard.size > MAX_DISCARD_BYTES
+            self._body = discard
+        if not self.keep_alive:
+            self._close()
+        elif self._queue:
+            self._start_next()
+        elif self._parser is not None:
+            if self._parser.in_request:
+                self._set_timer(_HEADER, self.limits.header_timeout_s)
+            else:
+                self._set_timer(_KEEPALIVE, self.limits.keepalive_timeout_s)
+
+    def _protocol_error(self, error: HttpError) -> None:
+        self._parser = None
+        self._owner.protocol_error(self, error)
+        self._cancel_timer()
+        body, self._body = self._body, None
+        if body is not None:
+            body.set_exception(BadRequest(f"malformed request body: {error.message}"))
+            if body is self._cycle_payload:
+                # The handler reading this body answers (its read raises); then we close.
+                self._force_close = True
+                return
+            queued = self._queue[-1] if self._queue else None
+            if isinstance(queued, tuple) and queued[1] is body:
+                self._queue.pop()  # that request is answered by the error reply instead
+        if self._task is None and not self._queue:
+            self._reply_error(error)
+        else:
+            self._queue.append(error)
+
+    def _reply_error(self, error: HttpError) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        if not transport.is_closing():
+            transport.write(error_response(error, self._owner.date_value()))
+        self._close(linger=True)
+
+    def _close(self, *, linger: bool = False) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self._parser = None
+        self._queue.clear()
+        if linger and transport.can_write_eof():
+            # Half-close and drain input for a while, so a client still sending reads our
+            # reply rather than a reset (RFC 9112 §9.6).
+            transport.write_eof()
+            while self._read_pauses:
+                self.resume_reading()
+            self._set_timer(_LINGER, self.limits.lingering_timeout_s)
+        else:
+            self._cancel_timer()
+            transport.close()
+
+    def _update_header_timer(self, parser: RequestParser) -> None:
+        if parser.in_request:
+            if self._timer_kind != _HEADER or self._heads_at_timer != parser.heads_begun:
+                self._set_timer(_HEADER, self.limits.header_timeout_s)
+                self._heads_at_timer = parser.heads_begun
+        elif self._timer_kind == _HEADER:
+            self._cancel_timer()
+
+    def _set_timer(self, kind: int, delay_s: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_kind = kind
+        self._timer = self._loop.call_at(self._loop.time() + delay_s, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_kind = _IDLE
+
+    def _on_timer(self) -> None:
+        kind = self._timer_kind
+        self._timer = None
+        self._timer_kind = _IDLE
+        transport = self.transport
+        if transport is None:
+            return
+        if kind == _HEADER and self._task is None and not self._queue:
+            # Slow or silent client: it gets no reply, only the closed socket.
+            self._parser = None
+            transport.close()
+        elif kind == _KEEPALIVE and self._task is None and not self._queue:
+            transport.close()
+        elif kind == _LINGER:
+            transport.close()
