@@ -59,16 +59,20 @@ class MethodNotImplemented(HttpError):
 
 
 class RequestHead:
-    """A parsed request line and header section."""
+    """A parsed request line and header section.
+
+    ``headers`` (a case-insensitive multidict of decoded values) is built on first access from
+    ``raw_headers``: a handler that never looks at a header never pays for the dictionary.
+    """
 
     __slots__ = (
+        "_headers",
+        "_raw",
         "chunked",
         "content_length",
         "expect",
-        "headers",
         "keep_alive",
         "method",
-        "raw_headers",
         "target",
         "upgrade",
         "version",
@@ -79,8 +83,8 @@ class RequestHead:
         method: str,
         target: str,
         version: HttpVersion,
-        headers: CIMultiDictProxy[str],
-        raw_headers: tuple[tuple[bytes, bytes], ...],
+        headers: CIMultiDictProxy[str] | None,
+        raw_headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...],
         keep_alive: bool,
         upgrade: bool,
         chunked: bool,
@@ -90,13 +94,31 @@ class RequestHead:
         self.method = method
         self.target = target
         self.version = version
-        self.headers = headers
-        self.raw_headers = raw_headers
+        self._headers = headers
+        self._raw = raw_headers
         self.keep_alive = keep_alive
         self.upgrade = upgrade
         self.chunked = chunked
         self.content_length = content_length
         self.expect = expect
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = CIMultiDictProxy(
+                CIMultiDict(
+                    [
+                        (name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
+                        for name, value in self._raw
+                    ]
+                )
+            )
+        return headers
+
+    @property
+    def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return tuple(self._raw)
 
     @property
     def has_body(self) -> bool:
@@ -135,6 +157,7 @@ Event = RequestHead | bytes | EndOfMessage | Upgrade
 _METHODS: Final[dict[bytes, str]] = {}
 # Header names whose values steer framing; compared lower-cased, only at these lengths.
 _SPECIAL_LENGTHS: Final = frozenset((6, 14, 17))
+_OWS: Final = b" \t"
 
 
 class RequestParser:
@@ -148,7 +171,6 @@ class RequestParser:
         "_expect",
         "_head_fed",
         "_header_bytes",
-        "_headers",
         "_in_head",
         "_in_trailers",
         "_limits",
@@ -172,7 +194,6 @@ class RequestParser:
         self._head_fed = 0
         self._in_trailers = False
         self._url = b""
-        self._headers: list[tuple[str, str]] = []
         self._raw: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self._content_length: int | None = None
@@ -235,7 +256,6 @@ class RequestParser:
         self._head_fed = 0
         self._in_trailers = False
         self._url = b""
-        self._headers = []
         self._raw = []
         self._header_bytes = 0
         self._content_length = None
@@ -255,22 +275,22 @@ class RequestParser:
         self._header_bytes += size
         if self._header_bytes > limits.max_header_bytes:
             self._fail(HeadersTooLarge("request header section too large"))
-        if len(self._raw) >= limits.max_header_count:
+        raw = self._raw
+        if len(raw) >= limits.max_header_count:
             self._fail(HeadersTooLarge("too many request header fields"))
-        value = value.rstrip(b" \t")  # llhttp keeps trailing OWS (RFC 9110 §5.5 excludes it)
-        self._raw.append((name, value))
+        if value and value[-1] in _OWS:
+            value = value.rstrip(b" \t")  # llhttp keeps trailing OWS (RFC 9110 §5.5 drops it)
         if self._in_trailers:
             return  # trailer fields are counted against the limits, then dropped
-        text = value.decode("utf-8", "surrogateescape")
+        raw.append((name, value))
         if len(name) in _SPECIAL_LENGTHS:
             lname = name.lower()
             if lname == b"content-length":
                 self._content_length = int(value)  # llhttp accepted only digits, only once
             elif lname == b"transfer-encoding":
-                self._te = text
+                self._te = value.decode("latin-1")
             elif lname == b"expect":
-                self._expect = text
-        self._headers.append((name.decode("ascii"), text))
+                self._expect = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -300,8 +320,8 @@ class RequestParser:
             method,
             self._url.decode("utf-8", "surrogateescape"),
             version,  # type: ignore[arg-type]  # None was refused above
-            CIMultiDictProxy(CIMultiDict(self._headers)),
-            tuple(self._raw),
+            None,
+            self._raw,
             parser.should_keep_alive(),
             upgrade,
             chunked,

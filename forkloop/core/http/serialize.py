@@ -70,20 +70,35 @@ def chunk(data: bytes) -> bytes:
 
 
 class DateCache:
-    """The IMF-fixdate for the ``Date`` header, formatted at most once a second."""
+    """The IMF-fixdate for the ``Date`` header, formatted at most once a second.
 
-    __slots__ = ("_second", "_value")
+    ``tail(now)`` is the end of a response head: the Date and Server lines and the blank line.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_second", "_server", "_tail", "_value")
+
+    def __init__(self, server: str = "forkloop") -> None:
         self._second = -1
         self._value = ""
+        self._tail = b""
+        self._server = server
 
     def value(self, now: float) -> str:
         second = int(now)
         if second != self._second:
-            self._second = second
-            self._value = formatdate(second, usegmt=True)
+            self._update(second)
         return self._value
+
+    def tail(self, now: float) -> bytes:
+        second = int(now)
+        if second != self._second:
+            self._update(second)
+        return self._tail
+
+    def _update(self, second: int) -> None:
+        self._second = second
+        self._value = formatdate(second, usegmt=True)
+        self._tail = f"Date: {self._value}\r\nServer: {self._server}\r\n\r\n".encode()
 
 
 def error_response(error: HttpError, date: str) -> bytes:

@@ -53,6 +53,7 @@ class ConnectionOwner(Protocol):
     ) -> Coroutine[Any, Any, None]: ...
     def protocol_error(self, protocol: HttpProtocol, error: HttpError) -> None: ...
     def date_value(self) -> str: ...
+    def head_tail(self) -> bytes: ...
 
 
 class _Discard:
@@ -81,7 +82,10 @@ class HttpProtocol(asyncio.Protocol):
 
     __slots__ = (
         "_body",
+        "_busy",
+        "_waiter",
         "_cycle_payload",
+        "_deadline",
         "_drain_waiters",
         "_force_close",
         "_heads_at_timer",
@@ -120,6 +124,8 @@ class HttpProtocol(asyncio.Protocol):
         self._body: StreamReader | _Discard | None = None
         self._cycle_payload: StreamReader | None = None
         self._task: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._busy = False
         self._force_close = False
         self._read_pauses = 0
         self._pipeline_paused = False
@@ -127,6 +133,7 @@ class HttpProtocol(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_kind = _IDLE
+        self._deadline = 0.0
         self._heads_at_timer = -1
         self._upgrade_data: bytes | None = None
         self._on_data: Callable[[bytes], None] | None = None
@@ -148,6 +155,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_timer()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.transport = None
         lost = ConnectionResetError("Connection lost")
         if self._body is not None:
@@ -162,8 +172,9 @@ class HttpProtocol(asyncio.Protocol):
             on_eof, self._on_eof = self._on_eof, None
             self._on_data = None
             on_eof()
-        if self._task is not None and self.cancel_on_disconnect:
-            self._task.cancel()
+        task = self._task
+        if task is not None and (not self._busy or self.cancel_on_disconnect):
+            task.cancel()  # an idle task just ends; a busy one only if cancellation is on
         self._owner.connection_lost(self)
 
     def data_received(self, data: bytes) -> None:
@@ -196,8 +207,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._upgrade_data = event.data
         if self._parser is not None:
             self._update_header_timer(self._parser)
-        if self._task is None and self._queue:
-            self._start_next()
+        if self._queue and not self._busy:
+            self._kick()
 
     def eof_received(self) -> bool:
         if self._on_eof is not None:
@@ -207,7 +218,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._body is not None:
             self._body.set_exception(ConnectionResetError("client closed before the body ended"))
             self._body = None
-        if self._task is None and not self._queue:
+        if not self._busy and not self._queue:
             return False  # idle: let the transport close
         # Half-close: answer what was asked, then close (RFC 9112 §9.6).
         self._force_close = True
@@ -283,6 +294,10 @@ class HttpProtocol(asyncio.Protocol):
     def date_value(self) -> str:
         return self._owner.date_value()
 
+    def head_tail(self) -> bytes:
+        """``Date``/``Server`` header lines and the blank line ending a response head."""
+        return self._owner.head_tail()
+
     @property
     def upgraded(self) -> bool:
         return self._on_data is not None
@@ -290,7 +305,7 @@ class HttpProtocol(asyncio.Protocol):
     def begin_shutdown(self) -> None:
         """Stage one of a graceful stop: idle connections close, busy ones finish and close."""
         self.closing = True
-        if self._task is None and self._on_data is None:
+        if not self._busy and self._on_data is None:
             self._close()
 
     def abort(self) -> None:
@@ -302,7 +317,7 @@ class HttpProtocol(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        return self._task is None and not self._queue
+        return not self._busy and not self._queue
 
     # -- internals ----------------------------------------------------------------------
 
@@ -340,32 +355,64 @@ class HttpProtocol(asyncio.Protocol):
         if transport is not None and not transport.is_closing():
             transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def _start_next(self) -> None:
-        item = self._queue.popleft()
-        if self._pipeline_paused and len(self._queue) < self.limits.max_pipelined_requests:
-            self._pipeline_paused = False
-            self.resume_reading()
-        if isinstance(item, HttpError):
-            self._reply_error(item)
-            return
-        if self.closing:  # shutting down: queued requests are not started
-            self._close()
-            return
-        head, payload = item
-        self._cycle_payload = payload
-        task = self._loop.create_task(self._owner.handle(self, head, payload))
-        self._task = task
-        task.add_done_callback(self._cycle_done)
+    def _kick(self) -> None:
+        """A request is queued: start the serving task, or wake it."""
+        if self._task is None:
+            self._task = self._loop.create_task(self._serve())
+        else:
+            waiter = self._waiter
+            if waiter is not None:
+                self._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
 
-    def _cycle_done(self, task: asyncio.Task[None]) -> None:
-        self._task = None
-        payload, self._cycle_payload = self._cycle_payload, None
-        if self.transport is None:
-            return
-        if task.cancelled() or task.exception() is not None or self._on_data is not None:
+    async def _serve(self) -> None:
+        """The connection's one task: answers queued requests in order until it closes."""
+        queue = self._queue
+        owner = self._owner
+        try:
+            while self.transport is not None:
+                if not queue:
+                    self._waiter = waiter = self._loop.create_future()
+                    await waiter
+                    continue
+                item = queue.popleft()
+                if self._pipeline_paused and len(queue) < self.limits.max_pipelined_requests:
+                    self._pipeline_paused = False
+                    self.resume_reading()
+                if isinstance(item, HttpError):
+                    self._reply_error(item)
+                    return
+                if self.closing:  # shutting down: queued requests are not started
+                    self._close()
+                    return
+                head, payload = item
+                self._cycle_payload = payload
+                self._busy = True
+                try:
+                    await owner.handle(self, head, payload)
+                finally:
+                    self._busy = False
+                    self._cycle_payload = None
+                if not self._after_cycle(payload):
+                    return
+        except asyncio.CancelledError:
             self._close()
-            return
-        if payload is not None and payload is self._body:
+        except Exception:
+            self._close()
+            raise
+        finally:
+            self._task = None
+            self._waiter = None
+
+    def _after_cycle(self, payload: StreamReader) -> bool:
+        """Decide whether the connection goes on after a response; close it if not."""
+        if self.transport is None:
+            return False
+        if self._on_data is not None:  # upgraded: the other protocol has ended
+            self._close()
+            return False
+        if payload is self._body:
             # The handler left body unread: drop what came, skip the rest up to a bound.
             if payload.needs_continue:
                 self._force_close = True  # the client waits for 100 and never sends the body
@@ -375,13 +422,13 @@ class HttpProtocol(asyncio.Protocol):
             self._body = discard
         if not self.keep_alive:
             self._close()
-        elif self._queue:
-            self._start_next()
-        elif self._parser is not None:
+            return False
+        if not self._queue and self._parser is not None:
             if self._parser.in_request:
                 self._set_timer(_HEADER, self.limits.header_timeout_s)
             else:
                 self._set_timer(_KEEPALIVE, self.limits.keepalive_timeout_s)
+        return True
 
     def _protocol_error(self, error: HttpError) -> None:
         self._parser = None
@@ -397,10 +444,9 @@ class HttpProtocol(asyncio.Protocol):
             queued = self._queue[-1] if self._queue else None
             if isinstance(queued, tuple) and queued[1] is body:
                 self._queue.pop()  # that request is answered by the error reply instead
-        if self._task is None and not self._queue:
-            self._reply_error(error)
-        else:
-            self._queue.append(error)
+        self._queue.append(error)
+        if not self._busy:
+            self._kick()
 
     def _reply_error(self, error: HttpError) -> None:
         transport = self.transport
@@ -436,29 +482,37 @@ class HttpProtocol(asyncio.Protocol):
             self._cancel_timer()
 
     def _set_timer(self, kind: int, delay_s: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        # One timer handle per connection, moved lazily: setting a later deadline only records
+        # it, and the handle re-arms itself when it fires early. Keep-alive requests thus cost
+        # no timer churn (a TimerHandle per request is measurable on the hot path).
+        loop = self._loop
+        deadline = loop.time() + delay_s
         self._timer_kind = kind
-        self._timer = self._loop.call_at(self._loop.time() + delay_s, self._on_timer)
+        self._deadline = deadline
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_timer)
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_kind = _IDLE
+        self._timer_kind = _IDLE  # the handle, if any, fires later and finds nothing to do
 
     def _on_timer(self) -> None:
-        kind = self._timer_kind
         self._timer = None
-        self._timer_kind = _IDLE
+        kind = self._timer_kind
         transport = self.transport
-        if transport is None:
+        if kind == _IDLE or transport is None:
             return
-        if kind == _HEADER and self._task is None and not self._queue:
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            return
+        self._timer_kind = _IDLE
+        if kind == _HEADER and not self._busy and not self._queue:
             # Slow or silent client: it gets no reply, only the closed socket.
             self._parser = None
             transport.close()
-        elif kind == _KEEPALIVE and self._task is None and not self._queue:
+        elif kind == _KEEPALIVE and not self._busy and not self._queue:
             transport.close()
         elif kind == _LINGER:
             transport.close()

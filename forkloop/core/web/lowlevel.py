@@ -156,6 +156,9 @@ class Server:
     def date_value(self) -> str:
         return self._dates.value(time.time())
 
+    def head_tail(self) -> bytes:
+        return self._dates.tail(time.time())
+
     async def handle(self, protocol: HttpProtocol, head: RequestHead, payload: StreamReader) -> None:
         """One request cycle; the protocol runs these one at a time, in order."""
         self.requests_count += 1
@@ -172,7 +175,9 @@ class Server:
         try:
             response = await self._respond(request, head)
             if not response.prepared:
-                await response.prepare(request)
+                send_now = getattr(response, "_send_now", None)
+                if send_now is None or not send_now(request):
+                    await response.prepare(request)
             await response.write_eof()
         except (ConnectionError, asyncio.CancelledError) as exc:
             failure = exc  # the client left; nothing more can be sent

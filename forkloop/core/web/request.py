@@ -91,7 +91,7 @@ class BaseRequest(MutableMapping[str, Any]):
         if self._read_bytes is not None:
             raise RuntimeError("Cannot clone request after reading its content")
         head = self._head
-        new_headers = head.headers
+        new_headers: CIMultiDictProxy[str] | None = head.headers
         raw = head.raw_headers
         if headers is not _SENTINEL:
             new_headers = CIMultiDictProxy(CIMultiDict(headers))
@@ -516,6 +516,9 @@ class BaseRequest(MutableMapping[str, Any]):
     async def _prepare_hook(self, response: StreamResponse) -> None:
         return None
 
+    def _has_prepare_hooks(self) -> bool:
+        return False
+
     def _date_value(self) -> str:
         return self._protocol.date_value()
 
@@ -551,6 +554,12 @@ class Request(BaseRequest):
         if current in apps:
             apps = apps[: apps.index(current) + 1]
         return ChainMapProxy(list(reversed(apps)))
+
+    def _has_prepare_hooks(self) -> bool:
+        match_info = self._match_info
+        if match_info is None:
+            return False
+        return any(app.on_response_prepare for app in match_info.apps)
 
     async def _prepare_hook(self, response: StreamResponse) -> None:
         match_info = self._match_info

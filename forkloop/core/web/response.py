@@ -52,6 +52,27 @@ class ContentCoding(enum.Enum):
     identity = "identity"
 
 
+_CTYPE_LINES: dict[tuple[str | None, str | None], bytes] = {}
+_PLAIN_STATUSES: Final = {code: reason_phrase(code) for code in (200, 201, 202, 400, 403, 404, 500)}
+
+
+def _ctype_line(ctype: str | None, charset: str | None) -> bytes:
+    """``Content-Type: ...\r\n`` for a type and charset, cached (bounded)."""
+    key = (ctype, charset)
+    line = _CTYPE_LINES.get(key)
+    if line is None:
+        if ctype is None:
+            value = _OCTET
+        else:
+            value = f"{ctype}; charset={charset}" if charset else ctype
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"newline in a Content-Type: {value!r}")
+        line = f"Content-Type: {value}\r\n".encode("latin-1")
+        if len(_CTYPE_LINES) < 256:
+            _CTYPE_LINES[key] = line
+    return line
+
+
 def _body_forbidden(method: str, status: int) -> bool:
     return method == "HEAD" or status < 200 or status in (204, 304)
 
@@ -416,6 +437,17 @@ class StreamResponse(MutableMapping[str, Any]):
     def _make_writer(self, request: BaseRequest, body_length: int | None) -> PayloadWriter:
         """Fix framing and keep-alive, render the head, and create the body writer."""
         protocol = request.protocol
+        if body_length is not None and self._plain(request):
+            # The common case, from cached pieces: status line, content type, length, and the
+            # Date/Server tail that the server renders once a second.
+            self._keep_alive = True
+            head = b"%b%bContent-Length: %d\r\n%b" % (
+                status_line((1, 1), self._status),
+                _ctype_line(self._ctype, self._charset_value),
+                body_length,
+                protocol.head_tail(),
+            )
+            return PayloadWriter(protocol, head, length=body_length)
         version = request.version
         status = self._status
         headers = self._headers
@@ -477,6 +509,22 @@ class StreamResponse(MutableMapping[str, Any]):
             writer.enable_compression(coding.value, self._compression_strategy)
         return writer
 
+    def _plain(self, request: BaseRequest) -> bool:
+        """True when the head is only status, type, length, date and server (the fast path)."""
+        return (
+            self._headers is None
+            and not self._cookies
+            and not self._compression
+            and not self._chunked
+            and self._custom_reason is None
+            and self._keep_alive is not False
+            and request.version == (1, 1)
+            and request.method != "HEAD"
+            and request.keep_alive
+            and 200 <= self._status
+            and self._status not in (204, 304)
+        )
+
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"data argument must be byte-ish ({type(data)!r})")
@@ -508,6 +556,26 @@ class StreamResponse(MutableMapping[str, Any]):
 class Response(StreamResponse):
     """A response whose whole body is known before it is sent."""
 
+    def _init_plain(self, status: int) -> None:
+        self._headers = None
+        self._ctype = None
+        self._charset_value = None
+        self._cookies = None
+        self._keep_alive = None
+        self._chunked = False
+        self._compression = False
+        self._compression_force = None
+        self._compression_strategy = None
+        self._req = None
+        self._payload_writer = None
+        self._eof_sent = False
+        self._must_be_empty_body = False
+        self._body_length = 0
+        self._state = None
+        self._status = status
+        self._custom_reason = None
+        self._reason = _PLAIN_STATUSES[status]
+
     def __init__(
         self,
         *,
@@ -523,6 +591,21 @@ class Response(StreamResponse):
     ) -> None:
         if body is not None and text is not None:
             raise ValueError("body and text are not allowed together")
+        if (
+            headers is None
+            and reason is None
+            and content_type is None
+            and charset is None
+            and type(text) is str
+            and status in _PLAIN_STATUSES
+        ):
+            # Response(text=...): the common case, without the general checks below.
+            self._init_plain(status)
+            self._body = text.encode()
+            self._ctype = "text/plain"
+            self._charset_value = "utf-8"
+            self._compressed_body = None
+            return
         super().__init__(status=status, reason=reason, headers=headers)
         if content_type is not None and "charset" in content_type:
             raise ValueError("charset must not be in content_type argument")
@@ -614,6 +697,33 @@ class Response(StreamResponse):
         length = None if self._chunked else len(body)
         writer = self._payload_writer = self._make_writer(request, length)
         return writer
+
+    def _send_now(self, request: BaseRequest) -> bool:
+        """Send the whole response in one write when nothing needs the slow path.
+
+        The server calls this before ``prepare``; it declines (returns False) when the response
+        has headers, cookies, compression or chunking, or an ``on_response_prepare`` signal
+        must run.
+        """
+        if not self._plain(request) or request._has_prepare_hooks():  # noqa: SLF001
+            return False
+        body = self._body if self._body is not None else b""
+        protocol = request.protocol
+        protocol.write(
+            b"%b%bContent-Length: %d\r\n%b%b"
+            % (
+                status_line((1, 1), self._status),
+                _ctype_line(self._ctype, self._charset_value),
+                len(body),
+                protocol.head_tail(),
+                body,
+            )
+        )
+        self._req = request
+        self._keep_alive = True
+        self._eof_sent = True
+        self._body_length = len(body)
+        return True
 
     async def write_eof(self, data: bytes = b"") -> None:
         if self._eof_sent:
