@@ -13,8 +13,8 @@ __all__ = [
     "HeadersTooLarge",
     "HttpError",
     "PayloadTooLarge",
-    "RequestTimeout",
     "RequestLineTooLong",
+    "RequestTimeout",
     "VersionNotSupported",
 ]
 

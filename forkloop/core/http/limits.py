@@ -51,4 +51,6 @@ class Limits:
             if not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"Limits.{name} must be a positive number, got {value!r}")
         if self.write_buffer_low_bytes > self.write_buffer_high_bytes:
-            raise ValueError("Limits.write_buffer_low_bytes must not exceed write_buffer_high_bytes")
+            raise ValueError(
+                "Limits.write_buffer_low_bytes must not exceed write_buffer_high_bytes"
+            )

@@ -104,12 +104,15 @@ class DateCache:
 def error_response(error: HttpError, date: str) -> bytes:
     """The complete reply to a protocol error; the connection closes after it."""
     body = f"{error.status} {error.reason}: {error.message}\n".encode("utf-8", "replace")
-    return response_head(
-        status_line((1, 1), error.status),
-        (
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("Date", date),
-            ("Connection", "close"),
-        ),
-    ) + body
+    return (
+        response_head(
+            status_line((1, 1), error.status),
+            (
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Date", date),
+                ("Connection", "close"),
+            ),
+        )
+        + body
+    )

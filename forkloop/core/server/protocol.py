@@ -28,7 +28,7 @@ from typing import Any, Final, Protocol, cast
 
 from ..http.errors import BadRequest, HttpError
 from ..http.limits import Limits
-from ..http.parser import END, RequestHead, RequestParser, Upgrade
+from ..http.parser import END, Event, RequestHead, RequestParser, Upgrade
 from ..http.serialize import error_response
 from .streams import EMPTY_PAYLOAD, StreamReader
 
@@ -82,8 +82,8 @@ class HttpProtocol(asyncio.Protocol):
 
     __slots__ = (
         "_body",
+        "_closed",
         "_busy",
-        "_waiter",
         "_cycle_payload",
         "_deadline",
         "_drain_waiters",
@@ -101,6 +101,7 @@ class HttpProtocol(asyncio.Protocol):
         "_timer",
         "_timer_kind",
         "_upgrade_data",
+        "_waiter",
         "_write_paused",
         "cancel_on_disconnect",
         "closing",
@@ -125,6 +126,7 @@ class HttpProtocol(asyncio.Protocol):
         self._cycle_payload: StreamReader | None = None
         self._task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._closed: asyncio.Future[None] | None = None
         self._busy = False
         self._force_close = False
         self._read_pauses = 0
@@ -172,6 +174,9 @@ class HttpProtocol(asyncio.Protocol):
             on_eof, self._on_eof = self._on_eof, None
             self._on_data = None
             on_eof()
+        closed = self._closed
+        if closed is not None and not closed.done():
+            closed.set_result(None)
         task = self._task
         if task is not None and (not self._busy or self.cancel_on_disconnect):
             task.cancel()  # an idle task just ends; a busy one only if cancellation is on
@@ -193,6 +198,13 @@ class HttpProtocol(asyncio.Protocol):
         except HttpError as error:
             self._protocol_error(error)
             return
+        self._dispatch(events)
+        if self._parser is not None:
+            self._update_header_timer(self._parser)
+        if self._queue and not self._busy:
+            self._kick()
+
+    def _dispatch(self, events: list[Event]) -> None:
         for event in events:
             if type(event) is bytes:
                 body = self._body
@@ -205,10 +217,6 @@ class HttpProtocol(asyncio.Protocol):
             elif type(event) is Upgrade:
                 self._parser = None
                 self._upgrade_data = event.data
-        if self._parser is not None:
-            self._update_header_timer(self._parser)
-        if self._queue and not self._busy:
-            self._kick()
 
     def eof_received(self) -> bool:
         if self._on_eof is not None:
@@ -273,9 +281,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._read_pauses == 0 and self.transport is not None:
             self.transport.resume_reading()
 
-    def switch_protocol(
-        self, on_data: Callable[[bytes], None], on_eof: Callable[[], None]
-    ) -> None:
+    def switch_protocol(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None]) -> None:
         """Hand every later byte to ``on_data`` (after an upgrade's 101 went out)."""
         if self._upgrade_data is None:
             raise RuntimeError("switch_protocol() needs a request that asked for an upgrade")
@@ -293,6 +299,14 @@ class HttpProtocol(asyncio.Protocol):
 
     def date_value(self) -> str:
         return self._owner.date_value()
+
+    async def wait_closed(self) -> None:
+        """Return once the connection is lost."""
+        if self.transport is None:
+            return
+        if self._closed is None:
+            self._closed = self._loop.create_future()
+        await asyncio.shield(self._closed)
 
     def head_tail(self) -> bytes:
         """``Date``/``Server`` header lines and the blank line ending a response head."""
@@ -512,7 +526,5 @@ class HttpProtocol(asyncio.Protocol):
             # Slow or silent client: it gets no reply, only the closed socket.
             self._parser = None
             transport.close()
-        elif kind == _KEEPALIVE and not self._busy and not self._queue:
-            transport.close()
-        elif kind == _LINGER:
+        elif (kind == _KEEPALIVE and not self._busy and not self._queue) or kind == _LINGER:
             transport.close()

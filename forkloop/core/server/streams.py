@@ -227,21 +227,21 @@ class StreamReader:
             self._buffer.appendleft(data)
             self._size += len(data)
 
-    async def iter_chunked(self, n: int) -> AsyncIterator[bytes]:  # type: ignore[misc]
+    async def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
         while True:
             data = await self.read(n)
             if not data:
                 return
             yield data
 
-    async def iter_any(self) -> AsyncIterator[bytes]:  # type: ignore[misc]
+    async def iter_any(self) -> AsyncIterator[bytes]:
         while True:
             data = await self.readany()
             if not data:
                 return
             yield data
 
-    async def iter_chunks(self) -> AsyncIterator[tuple[bytes, bool]]:  # type: ignore[misc]
+    async def iter_chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
         while True:
             data, end = await self.readchunk()
             if not data:

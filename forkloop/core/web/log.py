@@ -11,7 +11,6 @@ import datetime
 import logging
 import os
 import re
-
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -118,5 +117,3 @@ class AccessLogger(AbstractAccessLogger):
             self.logger.info(line, extra={"remote": request.remote, "status": response.status})
         except Exception:
             self.logger.exception("Error in logging")
-
-

@@ -96,7 +96,9 @@ class Server:
         self.limits = limits_from_kwargs(limits, kwargs)
         kwargs.pop("client_max_size", None)
         if kwargs:
-            raise TypeError(f"Server() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
+            raise TypeError(
+                f"Server() got unexpected keyword arguments: {', '.join(sorted(kwargs))}"
+            )
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._handler = handler
         self._request_factory = request_factory or self._make_request
@@ -159,7 +161,9 @@ class Server:
     def head_tail(self) -> bytes:
         return self._dates.tail(time.time())
 
-    async def handle(self, protocol: HttpProtocol, head: RequestHead, payload: StreamReader) -> None:
+    async def handle(
+        self, protocol: HttpProtocol, head: RequestHead, payload: StreamReader
+    ) -> None:
         """One request cycle; the protocol runs these one at a time, in order."""
         self.requests_count += 1
         request = self._request_factory(head, payload, protocol, None)
@@ -190,7 +194,7 @@ class Server:
             protocol.force_close()
             self._logger.exception("Error handling request after the response started")
         finally:
-            request._finish()  # noqa: SLF001
+            request._finish()
             if timed:
                 self._after(request, response, self._loop.time() - started, failure)
 
@@ -214,7 +218,7 @@ class Server:
             return Response(status=417, text=f"417: Expectation Failed: {head.expect}")
         try:
             intercept = self._intercept
-            response = intercept(request) if intercept is not None else None
+            response: object = intercept(request) if intercept is not None else None
             if response is None:
                 response = await self._handler(request)
         except HTTPException as exc:
@@ -245,12 +249,14 @@ class Server:
                 text=f"<h1>500 Internal Server Error</h1><pre>{trace}</pre>",
                 content_type="text/html",
             )
-        return Response(status=500, text="500 Internal Server Error\n\nServer got itself in trouble")
+        return Response(
+            status=500, text="500 Internal Server Error\n\nServer got itself in trouble"
+        )
 
     def pre_shutdown(self) -> None:
         """First stage of a stop: close keep-alive connections that are idle."""
         self.connections.close_idle()
 
-    async def shutdown(self, timeout: float | None = None) -> None:
+    async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - aiohttp API
         """Stop every connection: busy ones finish (up to ``timeout``), the rest are cut."""
         await self.connections.shutdown(60.0 if timeout is None else timeout)

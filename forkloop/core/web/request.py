@@ -247,7 +247,11 @@ class BaseRequest(MutableMapping[str, Any]):
             if host is None:
                 transport = self._protocol.transport
                 sockname = transport.get_extra_info("sockname") if transport is not None else None
-                host = f"{sockname[0]}:{sockname[1]}" if isinstance(sockname, tuple) else socket.getfqdn()
+                host = (
+                    f"{sockname[0]}:{sockname[1]}"
+                    if isinstance(sockname, tuple)
+                    else socket.getfqdn()
+                )
             cache["host"] = host
         return str(cache["host"])
 
@@ -286,12 +290,16 @@ class BaseRequest(MutableMapping[str, Any]):
         if url is None:
             target = self._head.target
             if target.startswith("/"):
-                url = URL.build(path=_split_target(target)[0], query_string=_split_target(target)[1], encoded=True)
+                url = URL.build(
+                    path=_split_target(target)[0],
+                    query_string=_split_target(target)[1],
+                    encoded=True,
+                )
             else:  # absolute-form, authority-form (CONNECT) or asterisk-form
                 parsed = URL(target, encoded=True)
                 url = parsed.relative() if parsed.absolute else URL.build(path=target, encoded=True)
             cache["rel_url"] = url
-        return url  # type: ignore[no-any-return]
+        return url
 
     @property
     def url(self) -> URL:
@@ -300,7 +308,7 @@ class BaseRequest(MutableMapping[str, Any]):
         if url is None:
             url = URL.build(scheme=self.scheme, authority=self.host).join(self.rel_url)
             cache["url"] = url
-        return url  # type: ignore[no-any-return]
+        return url
 
     @property
     def path(self) -> str:
@@ -311,7 +319,7 @@ class BaseRequest(MutableMapping[str, Any]):
             raw = _split_target(target)[0] if target.startswith("/") else self.rel_url.raw_path
             path = self.rel_url.path if "%" in raw else raw
             cache["path"] = path
-        return path  # type: ignore[no-any-return]
+        return path
 
     @property
     def path_qs(self) -> str:
@@ -465,8 +473,10 @@ class BaseRequest(MutableMapping[str, Any]):
         content_type: str | None = "application/json",
     ) -> Any:
         body = await self.text()
-        if content_type and self.content_type != content_type and not (
-            content_type == "application/json" and self.content_type.endswith("+json")
+        if (
+            content_type
+            and self.content_type != content_type
+            and not (content_type == "application/json" and self.content_type.endswith("+json"))
         ):
             from .exceptions import HTTPBadRequest
 
@@ -507,9 +517,7 @@ class BaseRequest(MutableMapping[str, Any]):
 
     async def wait_for_disconnection(self) -> None:
         """Return once the client has gone (the handler should then stop)."""
-        transport = self._protocol.transport
-        while transport is not None and not transport.is_closing():
-            await asyncio.sleep(0.1)
+        await self._protocol.wait_closed()
 
     # -- hooks used by responses and the server -------------------------------------------
 
@@ -581,11 +589,11 @@ class _ContinueWriter:
 
     async def write(self, data: bytes) -> None:
         if data.startswith(b"HTTP/1.1 100"):
-            self._request._payload.continue_sent()  # noqa: SLF001
-        self._request._protocol.write(data)  # noqa: SLF001
+            self._request._payload.continue_sent()
+        self._request._protocol.write(data)
 
     async def drain(self) -> None:
-        await self._request._protocol.drain()  # noqa: SLF001
+        await self._request._protocol.drain()
 
 
 def _split_target(target: str) -> tuple[str, str]:

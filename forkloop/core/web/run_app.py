@@ -44,7 +44,7 @@ async def _run_app(
     shutdown_timeout: float = 60.0,
     keepalive_timeout: float = 75.0,
     ssl_context: ssl_mod.SSLContext | None = None,
-    print: Callable[..., None] | None = print,  # noqa: A002 - aiohttp's parameter name
+    print: Callable[..., None] | None = print,
     backlog: int = 128,
     access_log_class: type[AbstractAccessLogger] = AccessLogger,
     access_log_format: str = AccessLogger.LOG_FORMAT,
@@ -69,34 +69,47 @@ async def _run_app(
     await runner.setup()
     sites: list[BaseSite] = []
     try:
-        common = {"ssl_context": ssl_context, "backlog": backlog}
         if host is not None:
             hosts = [host] if isinstance(host, str) else list(host)
             sites.extend(
                 TCPSite(
-                    runner, h, port, reuse_address=reuse_address, reuse_port=reuse_port, **common
+                    runner,
+                    h,
+                    port,
+                    reuse_address=reuse_address,
+                    reuse_port=reuse_port,
+                    ssl_context=ssl_context,
+                    backlog=backlog,
                 )
                 for h in hosts
             )
         elif (path is None and sock is None) or port is not None:
             sites.append(
                 TCPSite(
-                    runner, port=port, reuse_address=reuse_address, reuse_port=reuse_port, **common
+                    runner,
+                    port=port,
+                    reuse_address=reuse_address,
+                    reuse_port=reuse_port,
+                    ssl_context=ssl_context,
+                    backlog=backlog,
                 )
             )
         if path is not None:
             paths = [path] if isinstance(path, str) else list(path)
-            sites.extend(UnixSite(runner, p, **common) for p in paths)
+            sites.extend(
+                UnixSite(runner, p, ssl_context=ssl_context, backlog=backlog) for p in paths
+            )
         if sock is not None:
             socks = [sock] if isinstance(sock, socket.socket) else list(sock)
-            sites.extend(SockSite(runner, s, **common) for s in socks)
+            sites.extend(
+                SockSite(runner, s, ssl_context=ssl_context, backlog=backlog) for s in socks
+            )
         for site in sites:
             await site.start()
         if print is not None:
             names = sorted(site.name for site in runner.sites)
             print(f"======== Running on {', '.join(names)} ========\n(Press CTRL+C to quit)")
-        while True:
-            await asyncio.sleep(3600)
+        await asyncio.get_running_loop().create_future()  # until cancelled
     finally:
         await runner.cleanup()
 

@@ -66,11 +66,11 @@ class BaseSite(ABC):
 
     @abstractmethod
     async def start(self) -> None:
-        self._runner._reg_site(self)  # noqa: SLF001
+        self._runner._reg_site(self)
 
     async def stop(self) -> None:
         """Stop accepting; open connections are the runner's to finish."""
-        self._runner._unreg_site(self)  # noqa: SLF001
+        self._runner._unreg_site(self)
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -78,7 +78,7 @@ class BaseSite(ABC):
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
         server = self._server
-        return tuple(server.sockets) if server is not None else ()  # type: ignore[arg-type]
+        return tuple(getattr(server, "sockets", ())) if server is not None else ()
 
 
 class TCPSite(BaseSite):
@@ -115,7 +115,7 @@ class TCPSite(BaseSite):
         await super().start()
         loop = asyncio.get_running_loop()
         server = self._runner.server
-        assert server is not None  # noqa: S101 - checked in __init__
+        assert server is not None
         self._server = await loop.create_server(
             server,
             self._host,
@@ -151,7 +151,7 @@ class UnixSite(BaseSite):
         await super().start()
         loop = asyncio.get_running_loop()
         server = self._runner.server
-        assert server is not None  # noqa: S101
+        assert server is not None
         self._server = await loop.create_unix_server(
             server, self._path, ssl=self._ssl_context, backlog=self._backlog
         )
@@ -188,7 +188,7 @@ class SockSite(BaseSite):
         await super().start()
         loop = asyncio.get_running_loop()
         server = self._runner.server
-        assert server is not None  # noqa: S101
+        assert server is not None
         self._server = await loop.create_server(
             server, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog
         )
@@ -270,9 +270,7 @@ class BaseRunner(ABC):
 class ServerRunner(BaseRunner):
     """Runs a low-level ``Server``."""
 
-    def __init__(
-        self, web_server: Server, *, handle_signals: bool = False, **kwargs: Any
-    ) -> None:
+    def __init__(self, web_server: Server, *, handle_signals: bool = False, **kwargs: Any) -> None:
         super().__init__(handle_signals=handle_signals, **kwargs)
         self._web_server = web_server
 
@@ -310,7 +308,7 @@ class AppRunner(BaseRunner):
         loop = asyncio.get_running_loop()
         app = self._app
         if hasattr(app, "_set_loop"):
-            app._set_loop(loop)  # noqa: SLF001
+            app._set_loop(loop)
         if hasattr(app.on_startup, "freeze"):
             app.on_startup.freeze()
         await app.startup()
@@ -320,8 +318,8 @@ class AppRunner(BaseRunner):
         observers.extend(app.get(OBSERVERS_KEY, ()) if hasattr(app, "get") else ())
         kwargs.setdefault("debug", bool(getattr(app, "_debug", False)))
         server = Server(
-            app._handle,  # noqa: SLF001
-            request_factory=app._make_request,  # noqa: SLF001
+            app._handle,
+            request_factory=app._make_request,
             loop=loop,
             observers=observers,
             **kwargs,

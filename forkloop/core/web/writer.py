@@ -100,7 +100,7 @@ class PayloadWriter:
         if self._chunked:
             payload = chunk(payload)
         self._send(payload)
-        if self.protocol._write_paused:  # noqa: SLF001 - our own adapter's flag, hot path
+        if self.protocol._write_paused:
             await self.protocol.drain()
 
     async def write_eof(self, data: bytes = b"") -> None:
@@ -119,7 +119,7 @@ class PayloadWriter:
             payload = (chunk(payload) if payload else b"") + LAST_CHUNK
         self._eof = True
         self._send(payload)
-        if self.protocol._write_paused:  # noqa: SLF001
+        if self.protocol._write_paused:
             await self.protocol.drain()
 
     async def drain(self) -> None:
