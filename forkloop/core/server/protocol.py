@@ -82,8 +82,8 @@ class HttpProtocol(asyncio.Protocol):
 
     __slots__ = (
         "_body",
-        "_closed",
         "_busy",
+        "_closed",
         "_cycle_payload",
         "_deadline",
         "_drain_waiters",

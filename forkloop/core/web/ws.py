@@ -1,5 +1,722 @@
-"""Owner: websocket (issue 4). WebSocketResponse and friends."""
+"""``WebSocketResponse`` with aiohttp's API: the asyncio adapter over our RFC 6455 codec.
+
+Owns a WebSocket connection's life after the handshake: the 101 response (a ``StreamResponse``,
+so ``on_response_prepare`` fires), the switch of the connection to our frame reader, the
+receive queue and its flow control, sending with backpressure, ping/pong and heartbeat, the
+closing handshake, and close 1001 when the server shuts down. The codec
+(``forkloop.core.websocket``) does all parsing and framing; this module only moves bytes and
+messages. Imports ``core.websocket``, ``core.hooks``, ``core.server`` and ``core.web``.
+
+Theory of operation. After ``prepare()`` every received byte goes to ``_on_data`` (the
+protocol's ``switch_protocol``), which runs the reader, answers pings (``autoping``), notes
+pongs, and queues the other messages. ``receive()`` pops the queue without suspending when a
+message is waiting; otherwise it waits on one future that ``_on_data`` completes. Above
+``read_buffer_high_bytes`` of unread messages the socket stops being read until ``receive()``
+catches up. ``send_*`` frames the message, writes it, and waits on ``drain()`` only while the
+transport's buffer is above its high-water mark. States: open; ``_closing`` (the peer's close
+arrived); ``_closed`` (our close went out, or the connection is gone). A protocol violation
+sends close with the reader's code (1002/1007/1009), half-closes, and ``receive()`` returns an
+ERROR message.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import asyncio
+import collections
+import json
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from ..hooks import OBSERVERS_KEY, Observers
+from ..server.protocol import HttpProtocol
+from ..websocket import (
+    FrameReader,
+    FrameWriter,
+    HandshakeError,
+    WebSocketError,
+    WSCloseCode,
+    WSMessage,
+    WSMsgType,
+    can_handshake,
+    server_handshake,
+)
+from .exceptions import HTTPBadRequest, HTTPException, HTTPMethodNotAllowed, HTTPUpgradeRequired
+from .response import StreamResponse
+
+if TYPE_CHECKING:
+    from .request import BaseRequest
+    from .writer import PayloadWriter
+
+__all__ = [
+    "MsgType",
+    "WSCloseCode",
+    "WSMessage",
+    "WSMsgType",
+    "WebSocketError",
+    "WebSocketReady",
+    "WebSocketResponse",
+]
+
+MsgType = WSMsgType  # aiohttp's old alias
+
+THRESHOLD_CONNLOST_ACCESS: Final = 5
+_TEXT: Final = WSMsgType.TEXT
+_BINARY: Final = WSMsgType.BINARY
+_CLOSE: Final = WSMsgType.CLOSE
+_PING: Final = WSMsgType.PING
+_PONG: Final = WSMsgType.PONG
+_ERROR: Final = WSMsgType.ERROR
+WS_CLOSED_MESSAGE: Final = WSMessage(WSMsgType.CLOSED, None, None)
+WS_CLOSING_MESSAGE: Final = WSMessage(WSMsgType.CLOSING, None, None)
+# How often an open socket checks whether its server began shutting down, when the connection
+# offers no shutdown callback (see _watch_shutdown).
+_SHUTDOWN_POLL_S: Final = 0.25
+
+_observer_cache: dict[int, tuple[object, Observers]] = {}
+
+
+class WebSocketReady(NamedTuple):
+    """``can_prepare()``'s answer: truthy when the request is a valid WebSocket upgrade."""
+
+    ok: bool
+    protocol: str | None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class PongTimeoutError(asyncio.TimeoutError):
+    """The peer answered no heartbeat ping in time."""
+
+
+def _observers(request: BaseRequest) -> Observers | None:
+    """The observers watching ``request``'s application, or None when nobody listens."""
+    found = getattr(request, "observers", None) or getattr(request, "_observers", None)
+    if isinstance(found, Observers):
+        return found if found.active else None
+    app = getattr(request, "app", None)
+    listed = app.get(OBSERVERS_KEY) if app is not None else None
+    if not listed:
+        return None
+    cached = _observer_cache.get(id(listed))
+    if cached is None or cached[0] is not listed:
+        cached = (listed, Observers(listed))
+        _observer_cache[id(listed)] = cached
+    return cached[1]
+
+
+def _echo_code(code: int) -> int:
+    """The code to answer a peer's close with (RFC 6455 section 5.5.1: echo it)."""
+    return WSCloseCode.OK if code == WSCloseCode.NO_STATUS_RECEIVED else code
+
+
+class WebSocketResponse(StreamResponse):
+    """The server side of a WebSocket: ``prepare()`` it, then receive and send messages."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 10.0,
+        receive_timeout: float | None = None,
+        autoclose: bool = True,
+        autoping: bool = True,
+        heartbeat: float | None = None,
+        protocols: Iterable[str] = (),
+        compress: bool = True,
+        max_msg_size: int = 4 * 1024 * 1024,
+        writer_limit: int = 64 * 1024,
+    ) -> None:
+        super().__init__(status=101)
+        self._protocols = tuple(protocols)
+        self._timeout = timeout
+        self._receive_timeout = receive_timeout
+        self._autoclose = autoclose
+        self._autoping = autoping
+        self._heartbeat = heartbeat
+        self._compress_wanted = compress
+        self._max_msg_size = max_msg_size
+        self._writer_limit = writer_limit
+        self._ws_protocol: str | None = None
+        self._compress = False
+        self._conn: HttpProtocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reader: FrameReader | None = None
+        self._writer: FrameWriter | None = None
+        self._returned_writer: PayloadWriter | None = None
+        self._request: BaseRequest | None = None
+        self._obs: Observers | None = None
+        self._queue: collections.deque[WSMessage] = collections.deque()
+        self._queued_bytes = 0
+        self._read_high = 1024 * 1024
+        self._read_paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._close_waiter: asyncio.Future[int | None] | None = None
+        self._closing = False
+        self._closed = False
+        self._eof = False
+        self._close_code: int | None = None
+        self._exception: BaseException | None = None
+        self._conn_lost = 0
+        self._heartbeat_handle: asyncio.TimerHandle | None = None
+        self._pong_handle: asyncio.TimerHandle | None = None
+        self._shutdown_handle: asyncio.TimerHandle | None = None
+        self._linger_handle: asyncio.TimerHandle | None = None
+        self._seen = False
+        self._opened = False
+
+    # -- the handshake ------------------------------------------------------------------
+
+    def _handshake(self, request: BaseRequest) -> Any:
+        try:
+            return server_handshake(
+                request.method,
+                request.headers.items(),
+                protocols=self._protocols,
+                compress=self._compress_wanted,
+            )
+        except HandshakeError as exc:
+            raise _http_error(exc, request.method) from None
+
+    def can_prepare(self, request: BaseRequest) -> WebSocketReady:
+        """Whether ``request`` is a WebSocket upgrade this response could accept."""
+        if self._writer is not None:
+            raise RuntimeError("Already started")
+        if not can_handshake(request.method, request.headers.items()):
+            return WebSocketReady(False, None)
+        return WebSocketReady(True, self._handshake(request).protocol)
+
+    async def prepare(self, request: BaseRequest) -> PayloadWriter | None:
+        """Validate the handshake, send the 101, and switch the connection to WebSocket."""
+        if self._returned_writer is not None:
+            return self._returned_writer
+        handshake = self._handshake(request)
+        for name, value in handshake.headers:
+            self.headers[name] = value
+        self._ws_protocol = handshake.protocol
+        writer = await super().prepare(request)
+        if writer is None:  # pragma: no cover - StreamResponse returns None only after EOF
+            raise RuntimeError("WebSocket response was already finished")
+        await writer.drain()  # the 101 head goes out before any frame
+        conn = request.protocol
+        transport = conn.transport
+        if transport is None:
+            raise ConnectionResetError("Connection lost before the WebSocket opened")
+        self._returned_writer = writer
+        self._request = request
+        self._conn = conn
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._read_high = conn.limits.read_buffer_high_bytes
+        deflate = handshake.deflate
+        self._reader = FrameReader(max_msg_size=self._max_msg_size, compress=deflate is not None)
+        self._writer = FrameWriter(deflate=deflate)
+        self._compress = deflate is not None
+        self._obs = _observers(request)
+        if self._obs is not None:
+            for hook in self._obs.ws_opened:
+                hook(request)
+        self._opened = True
+        conn.switch_protocol(self._on_data, self._on_eof)
+        self._reset_heartbeat()
+        self._watch_shutdown()
+        return writer
+
+    # -- properties ---------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def close_code(self) -> int | None:
+        return self._close_code
+
+    @property
+    def ws_protocol(self) -> str | None:
+        return self._ws_protocol
+
+    @property
+    def compress(self) -> bool:
+        return self._compress
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """The transport's extra info (``peername``, ``sslcontext``...), or ``default``."""
+        transport = self._transport
+        if transport is None:
+            return default
+        return transport.get_extra_info(name, default)
+
+    def exception(self) -> BaseException | None:
+        return self._exception
+
+    # -- receiving: the protocol's callbacks ---------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        self._seen = True
+        if self._pong_handle is not None:
+            self._pong_handle.cancel()
+            self._pong_handle = None
+        reader = self._reader
+        if reader is None:  # pragma: no cover - switched only after the reader exists
+            return
+        messages = reader.feed(data)
+        if messages:
+            self._deliver(messages)
+        if reader.error is not None:
+            self._fail(reader.error)
+
+    def _deliver(self, messages: list[WSMessage]) -> None:
+        queue = self._queue
+        autoping = self._autoping
+        obs = self._obs
+        size = self._queued_bytes
+        for msg in messages:
+            t = msg.type
+            if obs is not None and obs.ws_message:
+                for hook in obs.ws_message:
+                    hook(self._request, "received")
+            if t is _TEXT or t is _BINARY:
+                size += len(msg.data)
+                queue.append(msg)
+            elif t is _PING:
+                if autoping:
+                    self._send_control(0xA, msg.data)
+                else:
+                    queue.append(msg)
+            elif t is _PONG:
+                if not autoping:
+                    queue.append(msg)
+            else:
+                self._on_close_frame(msg)
+        self._queued_bytes = size
+        if size > self._read_high and not self._read_paused and self._conn is not None:
+            self._read_paused = True
+            self._conn.pause_reading()
+        waiter = self._waiter
+        if waiter is not None and queue and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_close_frame(self, msg: WSMessage) -> None:
+        if self._closed:  # the reply to our close
+            close_waiter = self._close_waiter
+            if close_waiter is not None and not close_waiter.done():
+                close_waiter.set_result(msg.data)
+            else:
+                self._close_code = msg.data
+                self._close_transport()
+        else:  # the peer starts the closing handshake
+            self._closing = True
+            self._close_code = msg.data
+            self._queue.append(msg)
+
+    def _fail(self, exc: WebSocketError) -> None:
+        """The peer broke the protocol: close with the error's code and tell ``receive()``."""
+        self._exception = exc
+        self._queue.append(WSMessage(_ERROR, exc, None))
+        self._wake()
+        if self._closed:
+            self._close_transport()
+            return
+        self._closed = True
+        self._close_code = exc.code
+        self._cancel_heartbeat()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if self._writer is not None:
+            transport.write(self._writer.close(exc.code, exc.message.encode()[:123]))
+        # Half-close so the peer reads our close and closes first; give it a moment.
+        if transport.can_write_eof():
+            transport.write_eof()
+        if self._loop is not None:
+            self._linger_handle = self._loop.call_later(
+                min(self._timeout, 2.0), self._close_transport
+            )
+
+    def _on_eof(self) -> None:
+        """The peer closed the TCP connection (or it was lost)."""
+        self._eof = True
+        if not self._closing and not self._closed and self._close_code is None:
+            self._close_code = WSCloseCode.ABNORMAL_CLOSURE
+        self._closed = True
+        self._cancel_heartbeat()
+        if self._shutdown_handle is not None:
+            self._shutdown_handle.cancel()
+            self._shutdown_handle = None
+        if self._linger_handle is not None:
+            self._linger_handle.cancel()
+            self._linger_handle = None
+        waiter = self._close_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._wake()
+        self._close_transport()
+        if self._opened:
+            self._opened = False
+            if self._obs is not None:
+                for hook in self._obs.ws_closed:
+                    hook(self._request)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- receiving: the API ---------------------------------------------------------------
+
+    async def receive(self, timeout: float | None = None) -> WSMessage:  # noqa: ASYNC109 - aiohttp's API
+        """The next message; CLOSING/CLOSED once the connection is closing or closed."""
+        queue = self._queue
+        while True:
+            if queue:
+                msg = queue.popleft()
+                t = msg.type
+                if t is _TEXT or t is _BINARY:
+                    self._queued_bytes -= len(msg.data)
+                    if self._read_paused and self._queued_bytes <= self._read_high >> 2:
+                        self._read_paused = False
+                        if self._conn is not None:
+                            self._conn.resume_reading()
+                    return msg
+                if t is _CLOSE:
+                    if not self._closed and self._autoclose:
+                        await self.close(code=_echo_code(msg.data))
+                    return msg
+                return msg
+            if self._reader is None:
+                raise RuntimeError("Call .prepare() first")
+            if self._closed:
+                self._conn_lost += 1
+                if self._conn_lost >= THRESHOLD_CONNLOST_ACCESS:
+                    raise RuntimeError("WebSocket connection is closed.")
+                return WS_CLOSED_MESSAGE
+            if self._closing:
+                return WS_CLOSING_MESSAGE
+            await self._wait(timeout)
+
+    async def _wait(self, timeout: float | None) -> None:  # noqa: ASYNC109 - aiohttp's API
+        if self._waiter is not None:
+            raise RuntimeError("Concurrent call to receive() is not allowed")
+        loop = self._loop
+        if loop is None:  # pragma: no cover - set by prepare()
+            raise RuntimeError("Call .prepare() first")
+        waiter = self._waiter = loop.create_future()
+        if timeout is None:
+            timeout = self._receive_timeout
+        try:
+            if timeout is None:
+                await waiter
+            else:
+                async with asyncio.timeout(timeout):
+                    await waiter
+        finally:
+            self._waiter = None
+
+    async def receive_str(self, *, timeout: float | None = None) -> str:  # noqa: ASYNC109 - aiohttp's API
+        msg = await self.receive(timeout)
+        if msg.type is not _TEXT:
+            raise TypeError(f"Received message {msg.type}:{msg.data!r} is not WSMsgType.TEXT")
+        return str(msg.data)
+
+    async def receive_bytes(self, *, timeout: float | None = None) -> bytes:  # noqa: ASYNC109 - aiohttp's API
+        msg = await self.receive(timeout)
+        if msg.type is not _BINARY:
+            raise TypeError(f"Received message {msg.type}:{msg.data!r} is not WSMsgType.BINARY")
+        return bytes(msg.data)
+
+    async def receive_json(
+        self,
+        *,
+        loads: Callable[[str], Any] = json.loads,
+        timeout: float | None = None,  # noqa: ASYNC109 - aiohttp's API
+    ) -> Any:
+        data = await self.receive_str(timeout=timeout)
+        return loads(data)
+
+    def __aiter__(self) -> WebSocketResponse:
+        return self
+
+    async def __anext__(self) -> WSMessage:
+        queue = self._queue
+        if queue and (queue[0].type is _TEXT or queue[0].type is _BINARY):
+            # The common case without a second coroutine: a data message is waiting.
+            msg = queue.popleft()
+            self._queued_bytes -= len(msg.data)
+            if self._read_paused and self._queued_bytes <= self._read_high >> 2:
+                self._read_paused = False
+                if self._conn is not None:
+                    self._conn.resume_reading()
+            return msg
+        msg = await self.receive()
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            raise StopAsyncIteration
+        return msg
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _check_open(self) -> FrameWriter:
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("Call .prepare() first")
+        if self._closed:
+            raise ConnectionResetError("Cannot write to closing transport")
+        return writer
+
+    async def _flush(self) -> None:
+        """Backpressure: wait while the transport's buffer is over its high-water mark."""
+        conn = self._conn
+        if conn is not None:
+            if self._obs is not None and self._obs.ws_message:
+                for hook in self._obs.ws_message:
+                    hook(self._request, "sent")
+            if conn._write_paused:  # the engine's hot-path flag (as PayloadWriter)
+                await conn.drain()
+
+    def _write(self, frame: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("Cannot write to closing transport")
+        transport.write(frame)
+
+    async def send_str(self, data: str, compress: int | bool | None = None) -> None:
+        if not isinstance(data, str):
+            raise TypeError(f"data argument must be str ({type(data)!r})")
+        writer = self._check_open()
+        self._write(writer.message(1, data.encode("utf-8"), _compress_flag(compress)))
+        await self._flush()
+
+    async def send_bytes(
+        self, data: bytes | bytearray | memoryview, compress: int | bool | None = None
+    ) -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data argument must be byte-ish ({type(data)!r})")
+        writer = self._check_open()
+        self._write(writer.message(2, bytes(data), _compress_flag(compress)))
+        await self._flush()
+
+    async def send_json(
+        self,
+        data: Any,
+        compress: int | bool | None = None,
+        *,
+        dumps: Callable[[Any], str] = json.dumps,
+    ) -> None:
+        await self.send_str(dumps(data), compress=compress)
+
+    async def send_frame(
+        self, message: bytes, opcode: WSMsgType | int, compress: int | bool | None = None
+    ) -> None:
+        """Send one whole message or control frame with ``opcode``."""
+        writer = self._check_open()
+        op = int(opcode)
+        if op in (1, 2):
+            self._write(writer.message(op, bytes(message), _compress_flag(compress)))
+        elif op in (9, 10):
+            self._write(writer.control(op, bytes(message)))
+        elif op == 8:
+            await self.close(message=bytes(message)[2:])
+            return
+        else:
+            raise ValueError(f"cannot send a frame with opcode {op}")
+        await self._flush()
+
+    async def ping(self, message: bytes | str = b"") -> None:
+        writer = self._check_open()
+        payload = message.encode("utf-8") if isinstance(message, str) else bytes(message)
+        self._write(writer.control(0x9, payload))
+        await self._flush()
+
+    async def pong(self, message: bytes | str = b"") -> None:
+        writer = self._check_open()
+        payload = message.encode("utf-8") if isinstance(message, str) else bytes(message)
+        self._write(writer.control(0xA, payload))
+        await self._flush()
+
+    def _send_control(self, opcode: int, payload: bytes) -> None:
+        """Answer a ping from the data callback (no await): bounded by pausing the reads."""
+        writer = self._writer
+        transport = self._transport
+        if writer is None or transport is None or transport.is_closing() or self._closed:
+            return
+        transport.write(writer.control(opcode, payload))
+        conn = self._conn
+        if conn is not None and conn._write_paused and not self._read_paused:
+            # The peer pings faster than it reads our pongs: stop reading until they drain.
+            self._read_paused = True
+            conn.pause_reading()
+            if self._loop is not None:
+                self._loop.create_task(self._resume_after_drain(conn))
+
+    async def _resume_after_drain(self, conn: HttpProtocol) -> None:
+        try:
+            await conn.drain()
+        except ConnectionError:
+            return
+        if self._read_paused and self._queued_bytes <= self._read_high >> 2:
+            self._read_paused = False
+            conn.resume_reading()
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        raise RuntimeError("Cannot call .write() for websocket")
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        """The server calls this when the handler returns: close if still open."""
+        if self._eof_sent:
+            return
+        if self._writer is None:
+            raise RuntimeError("Response has not been started")
+        await self.close()
+        self._eof_sent = True
+
+    # -- closing ------------------------------------------------------------------------
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes | str = b"", drain: bool = True
+    ) -> bool:
+        """Start (or answer) the closing handshake; True if this call closed the socket."""
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("Call .prepare() first")
+        self._cancel_heartbeat()
+        if self._waiter is not None and not self._closed and not self._waiter.done():
+            # Break a receive() waiting in another task (aiohttp returns CLOSING there).
+            self._queue.append(WS_CLOSING_MESSAGE)
+            self._waiter.set_result(None)
+        if self._closed:
+            return False
+        frame = writer.close(code, message)
+        self._closed = True
+        try:
+            self._write(frame)
+            if drain and self._conn is not None:
+                await self._conn.drain()
+        except asyncio.CancelledError:
+            self._close_code = WSCloseCode.ABNORMAL_CLOSURE
+            self._close_transport()
+            raise
+        except ConnectionError as exc:
+            self._exception = exc
+            self._close_code = WSCloseCode.ABNORMAL_CLOSURE
+            self._close_transport()
+            return True
+        if self._closing or self._eof:
+            self._close_transport()
+            return True
+        return await self._await_close_reply()
+
+    async def _await_close_reply(self) -> bool:
+        loop = self._loop
+        if loop is None:  # pragma: no cover - set by prepare()
+            raise RuntimeError("Call .prepare() first")
+        waiter = self._close_waiter = loop.create_future()
+        try:
+            async with asyncio.timeout(self._timeout):
+                code = await waiter
+        except TimeoutError as exc:
+            self._exception = exc
+            self._close_code = WSCloseCode.ABNORMAL_CLOSURE
+            self._close_transport()
+            return True
+        except asyncio.CancelledError:
+            self._close_code = WSCloseCode.ABNORMAL_CLOSURE
+            self._close_transport()
+            raise
+        finally:
+            self._close_waiter = None
+        self._close_code = WSCloseCode.ABNORMAL_CLOSURE if code is None else code
+        self._close_transport()
+        return True
+
+    def _close_transport(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+
+    # -- heartbeat and shutdown ---------------------------------------------------------
+
+    def _reset_heartbeat(self) -> None:
+        if self._heartbeat is None or self._loop is None:
+            return
+        self._seen = False
+        self._heartbeat_handle = self._loop.call_later(self._heartbeat, self._send_heartbeat)
+
+    def _send_heartbeat(self) -> None:
+        self._heartbeat_handle = None
+        if self._closed or self._heartbeat is None or self._loop is None:
+            return
+        if not self._seen and self._pong_handle is None:
+            # Quiet for a whole period: ping, and expect any answer within half a period.
+            self._send_control(0x9, b"")
+            self._pong_handle = self._loop.call_later(
+                self._heartbeat / 2.0, self._pong_not_received
+            )
+        self._reset_heartbeat()
+
+    def _pong_not_received(self) -> None:
+        self._pong_handle = None
+        if self._closed:
+            return
+        exc = PongTimeoutError(f"No PONG received after {self._heartbeat} seconds")
+        self._exception = exc
+        self._close_code = WSCloseCode.ABNORMAL_CLOSURE
+        self._closed = True
+        self._cancel_heartbeat()
+        self._queue.append(WSMessage(_ERROR, exc, None))
+        self._wake()
+        self._close_transport()
+
+    def _cancel_heartbeat(self) -> None:
+        if self._heartbeat_handle is not None:
+            self._heartbeat_handle.cancel()
+            self._heartbeat_handle = None
+        if self._pong_handle is not None:
+            self._pong_handle.cancel()
+            self._pong_handle = None
+
+    def _watch_shutdown(self) -> None:
+        """Close with 1001 when the server shuts down (RFC 6455 section 7.4.1)."""
+        conn = self._conn
+        register = getattr(conn, "add_shutdown_callback", None)
+        if register is not None:
+            register(self._on_server_shutdown)
+            return
+        # The connection offers no callback: look at its ``closing`` flag now and then.
+        self._poll_shutdown()
+
+    def _poll_shutdown(self) -> None:
+        self._shutdown_handle = None
+        conn = self._conn
+        if self._closed or conn is None or self._loop is None:
+            return
+        if conn.closing:
+            self._on_server_shutdown()
+            return
+        self._shutdown_handle = self._loop.call_later(_SHUTDOWN_POLL_S, self._poll_shutdown)
+
+    def _on_server_shutdown(self) -> None:
+        if self._closed or self._loop is None:
+            return
+        self._loop.create_task(self._close_going_away())
+
+    async def _close_going_away(self) -> None:
+        try:
+            await self.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+        except ConnectionError:  # pragma: no cover - the peer left meanwhile
+            self._close_transport()
+
+
+def _compress_flag(compress: int | bool | None) -> bool | None:
+    """aiohttp's per-message ``compress`` (a window size or None) as on/off/default."""
+    if compress is None:
+        return None
+    return bool(compress)
+
+
+def _http_error(exc: HandshakeError, method: str) -> HTTPException:
+    headers = dict(exc.headers)
+    if exc.status == 405:
+        return HTTPMethodNotAllowed(method, ["GET"], text=exc.reason)
+    if exc.status == 426:
+        return HTTPUpgradeRequired(text=exc.reason, headers=headers)
+    return HTTPBadRequest(text=exc.reason, headers=headers or None)

@@ -1,0 +1,381 @@
+"""From raw wrk runs to the figures people read: medians, ratios, checks, Markdown, chart, docs.
+
+Pure functions over plain dicts (the same dicts that go into bench/results/*.json), so the
+report can be rebuilt from a results file: ``python bench/report.py bench/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+BASELINE = "aiohttp"
+TARGET_RATIO = 2.0  # issue 2 acceptance: forkloop >= 2.0x aiohttp req/s
+LONG_RUN_RATIO = 2.5  # issue 2: the long-run target
+METRICS_MAX_COST = 0.05  # issue 8: metrics on costs <= 5 % of plaintext throughput
+
+TIMES = "\u00d7"  # the multiplication sign of "2.10x"
+
+# One colour per server, the same in every chart.
+CHART_COLORS = {
+    "forkloop": "#1f6feb",
+    "forkloop-metrics": "#79a8f5",
+    "aiohttp": "#8c8c8c",
+    "uvicorn": "#e0823d",
+    "ceiling": "#3fa34d",
+}
+
+DOCS_BEGIN = "<!-- bench:results:begin -->"
+DOCS_END = "<!-- bench:results:end -->"
+
+
+# ------------------------------------------------------------------------------ numbers
+
+
+def _median(values: Iterable[float]) -> float | None:
+    clean = [v for v in values if not math.isnan(v)]
+    return statistics.median(clean) if clean else None
+
+
+def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per scenario and peer: median req/s over rounds, p99, CPU per request, ratio to aiohttp.
+
+    ``runs`` are the measured (not warm-up) runs, each with ``scenario``, ``peer``, ``round``,
+    ``rps``, ``latency_p99_ms``, ``errors``, ``non_2xx`` and ``cpu_us_per_req``.
+    """
+    grouped: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    for run in runs:
+        grouped.setdefault(run["scenario"], {}).setdefault(run["peer"], []).append(run)
+    summary: dict[str, dict[str, dict[str, Any]]] = {}
+    for scenario, by_peer in grouped.items():
+        rows: dict[str, dict[str, Any]] = {}
+        for peer, peer_runs in by_peer.items():
+            ordered = sorted(peer_runs, key=lambda r: int(r["round"]))
+            rows[peer] = {
+                "rps_median": _median(float(r["rps"]) for r in ordered),
+                "rps_rounds": [float(r["rps"]) for r in ordered],
+                "latency_p99_ms_median": _median(float(r["latency_p99_ms"]) for r in ordered),
+                "cpu_us_per_req_median": _median(
+                    float(r.get("cpu_us_per_req", math.nan)) for r in ordered
+                ),
+                "errors": sum(int(r["errors"]) for r in ordered),
+                "non_2xx": sum(int(r["non_2xx"]) for r in ordered),
+            }
+        base = rows.get(BASELINE, {}).get("rps_median")
+        base_cpu = rows.get(BASELINE, {}).get("cpu_us_per_req_median")
+        for row in rows.values():
+            rps, cpu = row["rps_median"], row["cpu_us_per_req_median"]
+            row["ratio_to_aiohttp"] = rps / base if base and rps is not None else None
+            # The same comparison by server CPU per request: aiohttp's cost over this one's.
+            # It moves much less than req/s when other work shares the machine.
+            row["cpu_ratio_to_aiohttp"] = base_cpu / cpu if base_cpu and cpu else None
+        summary[scenario] = rows
+    return summary
+
+
+def paired_ratio(
+    runs: Sequence[Mapping[str, Any]], scenario: str, peer: str, other: str
+) -> float | None:
+    """Median over rounds of ``peer``/``other`` req/s measured in the same round.
+
+    Pairing by round cancels most of the drift of a shared machine, which matters when the
+    difference sought (a few per cent) is smaller than the drift between rounds.
+    """
+    by_round: dict[int, dict[str, float]] = {}
+    for run in runs:
+        if run["scenario"] == scenario and run["peer"] in (peer, other):
+            by_round.setdefault(int(run["round"]), {})[run["peer"]] = float(run["rps"])
+    ratios = [r[peer] / r[other] for r in by_round.values() if r.get(other) and peer in r]
+    return statistics.median(ratios) if ratios else None
+
+
+def checks(
+    summary: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    runs: Sequence[Mapping[str, Any]],
+    skipped: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """The acceptance figures of issues 2 and 8, each with its value, target and verdict."""
+    result: list[dict[str, Any]] = []
+    for scenario in ("plaintext", "json"):
+        row = summary.get(scenario, {}).get("forkloop")
+        ratio = row.get("ratio_to_aiohttp") if row else None
+        result.append(
+            {
+                "name": f"forkloop {scenario} >= {TARGET_RATIO:g}x aiohttp req/s",
+                "value": ratio,
+                "target": TARGET_RATIO,
+                "long_run_target": LONG_RUN_RATIO,
+                "ok": None if ratio is None else ratio >= TARGET_RATIO,
+                "note": None if ratio is not None else skipped.get("forkloop", "forkloop not run"),
+            }
+        )
+    ratio = paired_ratio(runs, "plaintext", "forkloop-metrics", "forkloop")
+    cost = None if ratio is None else 1.0 - ratio
+    result.append(
+        {
+            "name": f"metrics on costs <= {METRICS_MAX_COST:.0%} of plaintext req/s",
+            "value": cost,
+            "target": METRICS_MAX_COST,
+            "ok": None if cost is None else cost <= METRICS_MAX_COST,
+            "note": None
+            if cost is not None
+            else skipped.get("forkloop-metrics", "forkloop and forkloop-metrics not both run"),
+        }
+    )
+    return result
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+
+def _fmt_int(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _table(header: Sequence[str], align: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def http_table(results: Mapping[str, Any]) -> str:
+    summary = results["summary"]
+    labels = {key: peer["label"] for key, peer in results["peers"].items()}
+    rows = []
+    for scenario, by_peer in summary.items():
+        order = [k for k in results["peers"] if k in by_peer]
+        for peer in order:
+            row = by_peer[peer]
+            ratio = row["ratio_to_aiohttp"]
+            rounds = " / ".join(f"{v:,.0f}" for v in row["rps_rounds"])
+            flags = ""
+            if row["errors"] or row["non_2xx"]:
+                flags = f" ⚠ {row['errors']} socket errors, {row['non_2xx']} non-2xx"
+            rows.append(
+                [
+                    scenario,
+                    labels.get(peer, peer),
+                    _fmt_int(row["rps_median"]),
+                    _fmt(ratio, ".2f", TIMES),
+                    _fmt(row["latency_p99_ms_median"], ".2f"),
+                    _fmt(row["cpu_us_per_req_median"], ".1f"),
+                    _fmt(row.get("cpu_ratio_to_aiohttp"), ".2f", TIMES),
+                    rounds + flags,
+                ]
+            )
+    return _table(
+        [
+            "test",
+            "server",
+            "req/s (median)",
+            "vs aiohttp",
+            "p99 ms",
+            "server CPU µs/req",
+            "vs aiohttp by CPU",
+            "rounds (req/s)",
+        ],
+        ["---", "---", "---:", "---:", "---:", "---:", "---:", "---"],
+        rows,
+    )
+
+
+def checks_markdown(items: Sequence[Mapping[str, Any]]) -> str:
+    lines = []
+    for item in items:
+        value = item["value"]
+        mark = {True: "PASS", False: "FAIL", None: "SKIP"}[item["ok"]]
+        if value is None:
+            shown = f"not measured ({item['note']})"
+        elif "metrics" in item["name"]:
+            shown = f"{value:+.1%} cost"
+        else:
+            shown = f"{value:.2f}{TIMES}"
+            goal = item.get("long_run_target")
+            if goal:
+                shown += f" ({value / goal:.0%} of the way to the {goal:g}{TIMES} long-run target)"
+        lines.append(f"- **{mark}** {item['name']}: {shown}")
+    return "\n".join(lines)
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), sub, out)
+    else:
+        out[prefix] = value
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def extra_markdown(name: str, entry: Mapping[str, Any]) -> str:
+    """One other benchmark's section. Its ``measure()`` dict may carry ``title``, ``markdown``
+    (used as is), ``rows`` (a list of dicts, shown as a table); other keys become key/value rows.
+    """
+    if entry.get("status") != "ok":
+        return f"### {name}\n\n{entry.get('status', 'failed')}: {entry.get('error', '')}"
+    result = entry.get("result")
+    if not isinstance(result, Mapping):
+        return f"### {name}\n\n`{result!r}`"
+    parts = [f"### {result.get('title') or name}"]
+    if isinstance(result.get("markdown"), str):
+        parts.append(result["markdown"].strip())
+        return "\n\n".join(parts)
+    rows = result.get("rows")
+    if isinstance(rows, list) and rows and all(isinstance(r, Mapping) for r in rows):
+        header = list(dict.fromkeys(k for r in rows for k in r))
+        parts.append(
+            _table(
+                header, ["---"] * len(header), ([_cell(r.get(k, "")) for k in header] for r in rows)
+            )
+        )
+    flat: dict[str, Any] = {}
+    _flatten("", {k: v for k, v in result.items() if k not in ("title", "rows")}, flat)
+    if flat:
+        parts.append(
+            _table(["figure", "value"], ["---", "---:"], ([k, _cell(v)] for k, v in flat.items()))
+        )
+    return "\n\n".join(parts)
+
+
+def machine_line(results: Mapping[str, Any]) -> str:
+    m = results["machine"]
+    load_start = m.get("load_average", [math.nan])[0]
+    load_end = results.get("load_average_end", [math.nan])[0]
+    pkgs = ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items() if v)
+    return (
+        f"{m.get('cpu_model')} ({m.get('cpu_count')} CPUs), {m.get('memory_gib')} GiB, "
+        f"{m.get('kernel')}, Python {m.get('python')}; {pkgs}; {m.get('wrk') or 'wrk ?'}; "
+        f"forkloop at {m.get('git_revision') or '?'}; load average {load_start:.2f} at start, "
+        f"{load_end:.2f} at end"
+    )
+
+
+def settings_line(results: Mapping[str, Any]) -> str:
+    s = results["settings"]
+    pin = (
+        f"servers pinned to CPU {s['server_cpu']}, wrk to CPU {s['client_cpu']}"
+        if s.get("pin")
+        else "no CPU pinning"
+    )
+    return (
+        f"wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']:g}s, "
+        f"{s['rounds']} interleaved round(s) after a {s['warmup_s']:g} s warm-up per server and "
+        f"test; one server process each; {pin}"
+    )
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    """The whole report as Markdown: what stdout shows and what docs/benchmarks.md embeds."""
+    parts = [
+        f"Run {results['started_at']} — `{results['command']}`",
+        f"Settings: {settings_line(results)}.",
+        f"Machine: {machine_line(results)}.",
+    ]
+    if results["summary"]:
+        parts += ["#### Plaintext and JSON", http_table(results)]
+    parts += ["#### Checks", checks_markdown(results["checks"])]
+    if results["notes"]:
+        parts += ["#### Notes", "\n".join(f"- {n}" for n in results["notes"])]
+    if results.get("extras"):
+        parts.append("#### Other benchmarks")
+        parts += [extra_markdown(name, entry) for name, entry in results["extras"].items()]
+    return "\n\n".join(parts) + "\n"
+
+
+# -------------------------------------------------------------------------------- chart
+
+
+def chart(results: Mapping[str, Any], path: Path) -> Path | None:
+    """A grouped bar chart (req/s per server, one group per test, ratio to aiohttp on top).
+
+    Returns None (with no file written) when matplotlib is missing or nothing was measured.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    summary = results["summary"]
+    scenarios = [s for s in ("plaintext", "json") if s in summary] or list(summary)
+    peers = [k for k in results["peers"] if any(k in summary[s] for s in scenarios)]
+    if not scenarios or not peers:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 5.2), dpi=120)
+    width = 0.8 / len(peers)
+    for i, peer in enumerate(peers):
+        xs, ys, labels = [], [], []
+        for j, scenario in enumerate(scenarios):
+            row = summary[scenario].get(peer)
+            if not row or row["rps_median"] is None:
+                continue
+            xs.append(j - 0.4 + width * (i + 0.5))
+            ys.append(row["rps_median"])
+            ratio = row["ratio_to_aiohttp"]
+            shown = f"{row['rps_median'] / 1000:.1f}k"
+            labels.append(shown if ratio is None else f"{shown}\n{ratio:.2f}{TIMES}")
+        color = CHART_COLORS.get(peer, "#a371f7")
+        bars = ax.bar(xs, ys, width * 0.92, label=results["peers"][peer]["label"], color=color)
+        ax.bar_label(bars, labels=labels, fontsize=8, padding=2)
+    ax.set_xticks(range(len(scenarios)), scenarios)
+    ax.set_ylabel("requests per second (median of rounds)")
+    title = "One process per server; req/s and ratio to aiohttp on the bars"
+    ax.set_title(f"{title} ({results['started_at'][:10]})", fontsize=10)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.margins(y=0.18)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    fig.legend(loc="lower center", ncol=min(3, len(peers)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------------- docs
+
+
+def update_docs(doc: Path, report: str) -> bool:
+    """Replace the text between the results markers of ``doc``; False when they are missing."""
+    text = doc.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(DOCS_BEGIN) + r".*?" + re.escape(DOCS_END), re.DOTALL)
+    if not pattern.search(text):
+        return False
+    new = pattern.sub(lambda _: f"{DOCS_BEGIN}\n\n{report.strip()}\n\n{DOCS_END}", text, count=1)
+    doc.write_text(new, encoding="utf-8")
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Print the Markdown report of a results file.")
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--chart", type=Path, help="also write the PNG chart here")
+    args = parser.parse_args(argv)
+    results = json.loads(args.results.read_text())
+    if results.get("runs"):  # recompute, so an older file gets today's columns and checks
+        results["summary"] = summarize(results["runs"])
+    print(markdown(results))
+    if args.chart:
+        chart(results, args.chart)
+
+
+if __name__ == "__main__":
+    main()

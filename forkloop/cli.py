@@ -1,0 +1,196 @@
+"""The ``forkloop`` command and the composition root of the server.
+
+Owns: ``forkloop serve APP [options]`` (also ``python -m forkloop serve``): parse the config,
+configure logging, bind the listeners once, optionally preload the app, print the startup
+banner, wire the supervisor (stdlib only) to the worker main (which imports the web core) and,
+when ``--metrics-bind`` is given, to the metrics layer; then run the master until it halts.
+This is the one module that knows all of supervisor, workers and metrics.
+
+Exit statuses: 0 after a stop, 2 for a bad option/config file/TLS file (one line on stderr),
+1 when a socket cannot be bound, 3 when the app fails to load in the first boot.
+
+Metrics extension point (issue 8): if ``forkloop.metrics`` defines
+``attach_supervisor(config, arbiter) -> str | None`` it is called in the master before the
+workers start (it may read ``arbiter.snapshot()`` and return the address for the banner); if
+it defines ``worker_observers(ctx) -> list`` the observers are added in every worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import ssl
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .supervisor import logs
+from .supervisor.arbiter import Arbiter
+from .supervisor.config import Config, ConfigError, load_config
+from .supervisor.process import WorkerContext
+from .supervisor.sockets import BindError, Listener, bind_all, close_all
+
+__all__ = ["main", "serve"]
+
+log = logging.getLogger("forkloop.supervisor")
+EXIT_CONFIG = 2
+EXIT_BOOT_ERROR = 3
+
+
+def _error(message: str, code: int) -> int:
+    print(f"forkloop: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    return code
+
+
+def _run_worker(ctx: WorkerContext) -> int:
+    from .workers.main import Worker
+
+    return Worker(ctx).run()
+
+
+def _check_tls(config: Config) -> None:
+    if config.certfile and config.keyfile:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(config.certfile, config.keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"--certfile/--keyfile: cannot load: {exc}") from None
+
+
+def _preload(config: Config) -> object:
+    from .workers import loader
+
+    target = loader.resolve(config.app)
+    if target.call or not loader._is_app(target.obj):
+        import inspect
+
+        if inspect.iscoroutinefunction(target.obj):
+            return target  # an async factory runs in each worker's own loop
+    return loader.make_app(target)
+
+
+def _worker_extras(config: Config) -> dict[str, object]:
+    """What every worker gets besides the config: issue 8's observers when metrics are on."""
+    if config.metrics_bind is None:
+        return {}
+    metrics = importlib.import_module("forkloop.metrics")
+    factory = getattr(metrics, "worker_observers", None)
+    return {"observers": factory} if factory is not None else {}
+
+
+def attach_metrics(config: Config, arbiter: Arbiter) -> str | None:
+    """Issue 8's hook: start the supervisor side of metrics; return its address."""
+    if config.metrics_bind is None:
+        return None
+    try:
+        metrics = importlib.import_module("forkloop.metrics")
+    except ImportError as exc:  # pragma: no cover - the package is always there
+        log.warning("metrics unavailable: %s", exc)
+        return None
+    attach = getattr(metrics, "attach_supervisor", None)
+    if attach is None:
+        log.warning("--metrics-bind: forkloop.metrics has no supervisor exposition yet")
+        return None
+    address = attach(config, arbiter)
+    return str(address) if address else None
+
+
+def banner(config: Config, listeners: list[Listener], metrics: str | None) -> None:
+    from .workers.main import loop_factory
+
+    loop_name = "asyncio"
+    if config.loop != "asyncio":
+        try:
+            loop_name = (
+                "uvloop" if loop_factory(config.loop).__module__.startswith("uvloop") else "asyncio"
+            )
+        except ImportError:
+            loop_name = "asyncio"
+    log.info("forkloop %s serving %s", __version__, config.app)
+    for listener in listeners:
+        mode = " (reuse-port)" if listener.reuse_port else ""
+        log.info("listening on %s%s", listener.url(config.tls), mode)
+    log.info(
+        "workers: %d, loop: %s, master pid: %d%s",
+        config.workers,
+        loop_name,
+        os.getpid(),
+        ", preloaded" if config.preload else "",
+    )
+    if metrics:
+        log.info("metrics: %s", metrics)
+    elif config.metrics_bind:
+        host, port = config.metrics_bind
+        log.info("metrics: %s:%d requested, not available", host, port)
+    else:
+        log.info("metrics: off")
+
+
+def serve(args: Sequence[str]) -> int:
+    try:
+        config = load_config(args)
+        _check_tls(config)
+    except ConfigError as exc:
+        return _error(str(exc), exc.exit_code)
+    logs.configure(config.log_level, config.log_format, config.log_file)
+    try:
+        listeners = bind_all(config.binds, backlog=config.backlog, reuse_port=config.reuse_port)
+    except BindError as exc:
+        return _error(str(exc), exc.exit_code)
+    preloaded: object | None = None
+    try:
+        if config.preload:
+            try:
+                preloaded = _preload(config)
+            except Exception as exc:
+                log.exception("preloading %s failed", config.app)
+                return _error(f"cannot load {config.app}: {exc}", EXIT_BOOT_ERROR)
+
+        def reload_config() -> Config:
+            new = load_config(args)
+            _check_tls(new)
+            return new
+
+        arbiter = Arbiter(
+            config,
+            listeners,
+            _run_worker,
+            context_extra=_worker_extras(config),
+            reload_config=reload_config,
+            preloaded=preloaded,
+            exec_argv=[sys.executable, "-m", "forkloop", "serve", *args],
+        )
+        banner(config, listeners, attach_metrics(config, arbiter))
+        return arbiter.run()
+    finally:
+        close_all(listeners, unlink=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forkloop", description="The forkloop web server.")
+    parser.add_argument("--version", action="version", version=f"forkloop {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "serve",
+        help="serve an app with the pre-fork supervisor (forkloop serve --help)",
+        add_help=False,
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in ("serve",):
+        parser = build_parser()
+        if args and not args[0].startswith("-"):
+            return _error(f"unknown command {args[0]!r} (try: forkloop serve APP)", EXIT_CONFIG)
+        parser.parse_args(args)
+        parser.print_help()
+        return EXIT_CONFIG if not args else 0
+    return serve(args[1:])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""The frame reader: bytes in, ``WSMessage`` tuples out, for any split of the input.
+
+Theory of operation. ``feed(data)`` parses as many frames as ``data`` completes and returns
+the finished messages. Between calls the reader keeps at most one of: a partial frame header
+(< 14 bytes, ``_head``) or the payload pieces of one frame whose header is already validated
+(``_chunks``/``_need``). Fragmented messages collect in ``_parts`` until the FIN frame.
+Every check a header allows is made before its payload is buffered, so an oversized or
+illegal frame costs no memory. The first violation is stored in ``error`` (a
+``WebSocketError`` carrying the close code) and the reader stops; a close frame also stops it.
+
+Checks (RFC 6455 section 5): client frames masked (server frames not); RSV1 only with
+permessage-deflate and only on a message's first frame; RSV2/RSV3 never; reserved opcodes;
+control frames final and <= 125 bytes; continuation only inside a fragmented message and a new
+data frame never inside one; 64-bit lengths with the top bit clear; text valid UTF-8, checked
+incrementally frame by frame (1007); close payloads (1002/1007); message size (1009), also for
+the inflated size of compressed messages. Imports nothing of ours but the codec.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+from .deflate import Inflater
+from .errors import WebSocketError
+from .masking import apply_mask
+from .models import WSMessage, WSMsgType, close_code_valid
+
+__all__ = ["FrameReader", "parse_close_payload"]
+
+_TEXT = WSMsgType.TEXT
+_BINARY = WSMsgType.BINARY
+_CLOSE = WSMsgType.CLOSE
+_PING = WSMsgType.PING
+_PONG = WSMsgType.PONG
+_DATA_TYPES = {1: _TEXT, 2: _BINARY}
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+_UNBOUNDED = 1 << 64
+
+
+def parse_close_payload(payload: bytes) -> tuple[int, str]:
+    """Return ``(code, reason)`` of a close frame; an empty payload means 1005."""
+    if not payload:
+        return 1005, ""
+    if len(payload) == 1:
+        raise WebSocketError(1002, "close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    if not close_code_valid(code):
+        raise WebSocketError(1002, f"invalid close code {code}")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebSocketError(1007, "close reason is not valid UTF-8") from None
+    return code, reason
+
+
+def _check_control(b0: int, length: int) -> None:
+    opcode = b0 & 0x0F
+    if opcode > 0xA:
+        raise WebSocketError(1002, f"reserved opcode {opcode:#x}")
+    if b0 & 0x70:
+        raise WebSocketError(1002, "RSV bits set on a control frame")
+    if not b0 & 0x80:
+        raise WebSocketError(1002, "fragmented control frame")
+    if length > 125:
+        raise WebSocketError(1002, "control frame payload longer than 125 bytes")
+
+
+class FrameReader:
+    """Sans-I/O parser of one direction of a WebSocket connection."""
+
+    __slots__ = (
+        "_chunks",
+        "_decoder",
+        "_fast_max",
+        "_fb0",
+        "_fmask",
+        "_frag_compressed",
+        "_frag_op",
+        "_frag_size",
+        "_head",
+        "_inflater",
+        "_mask_bit",
+        "_max",
+        "_need",
+        "_parts",
+        "_rsv_allowed",
+        "_texts",
+        "closed",
+        "error",
+    )
+
+    def __init__(
+        self, *, max_msg_size: int = 4 * 1024 * 1024, compress: bool = False, server: bool = True
+    ) -> None:
+        """``max_msg_size`` 0 means unlimited; ``compress`` says permessage-deflate is on;
+        a ``server`` reads masked client frames, a client reads unmasked server frames."""
+        self._max = max_msg_size
+        self._fast_max = max_msg_size or _UNBOUNDED
+        self._mask_bit = 0x80 if server else 0
+        self._rsv_allowed = 0x40 if compress else 0
+        self._inflater: Inflater | None = Inflater() if compress else None
+        self._head = b""
+        self._need = 0
+        self._chunks: list[bytes] = []
+        self._fb0 = 0
+        self._fmask = b""
+        self._frag_op = 0
+        self._frag_compressed = False
+        self._frag_size = 0
+        self._parts: list[bytes] = []
+        self._texts: list[str] = []
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self.error: WebSocketError | None = None
+        self.closed = False
+
+    def feed(self, data: bytes) -> list[WSMessage]:
+        """Parse ``data``; return the completed messages (check ``error`` afterwards)."""
+        out: list[WSMessage] = []
+        if self.error is not None or self.closed:
+            return out
+        try:
+            self._feed(data, out)
+        except WebSocketError as exc:
+            self.error = exc
+        except UnicodeDecodeError:
+            self.error = WebSocketError(1007, "text message is not valid UTF-8")
+        return out
+
+    def _feed(self, data: bytes, out: list[WSMessage]) -> None:  # noqa: C901 - the hot loop
+        pos = 0
+        if self._need:
+            n = len(data)
+            if n < self._need:
+                self._chunks.append(data)
+                self._need -= n
+                return
+            pos = self._need
+            self._chunks.append(data[:pos])
+            self._need = 0
+            payload = b"".join(self._chunks)
+            self._chunks = []
+            if self._fmask:
+                payload = apply_mask(self._fmask, payload)
+            self._frame(self._fb0, payload, out)
+            if self.closed:
+                return
+        elif self._head:
+            data = self._head + data
+            self._head = b""
+        n = len(data)
+        while pos < n:
+            avail = n - pos
+            if avail < 2:
+                self._head = data[pos:]
+                return
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            length = b1 & 0x7F
+            hlen = 2
+            if length == 126:
+                if avail < 4:
+                    self._head = data[pos:]
+                    return
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                hlen = 4
+            elif length == 127:
+                if avail < 10:
+                    self._head = data[pos:]
+                    return
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                hlen = 10
+            masked = b1 & 0x80
+            if masked:
+                if avail < hlen + 4:
+                    self._head = data[pos:]
+                    return
+                mask = data[pos + hlen : pos + hlen + 4]
+                hlen += 4
+            else:
+                mask = b""
+            start = pos + hlen
+            end = start + length
+            if (
+                (b0 == 0x81 or b0 == 0x82)
+                and masked == self._mask_bit
+                and not self._frag_op
+                and length <= self._fast_max
+                and end <= n
+            ):
+                # Fast path: a whole unfragmented, uncompressed text or binary message.
+                payload = data[start:end]
+                if mask:
+                    payload = apply_mask(mask, payload)
+                if b0 == 0x81:
+                    out.append(WSMessage(_TEXT, payload.decode("utf-8"), ""))
+                else:
+                    out.append(WSMessage(_BINARY, payload, ""))
+                pos = end
+                continue
+            self._check_header(b0, masked, length)
+            if end > n:
+                self._fb0 = b0
+                self._fmask = mask
+                self._chunks = [data[start:]]
+                self._need = end - n
+                return
+            payload = data[start:end]
+            if mask:
+                payload = apply_mask(mask, payload)
+            self._frame(b0, payload, out)
+            if self.closed:
+                return
+            pos = end
+
+    def _check_header(self, b0: int, masked: int, length: int) -> None:
+        if masked != self._mask_bit:
+            raise WebSocketError(
+                1002, "client frame not masked" if self._mask_bit else "server frame masked"
+            )
+        if length >> 63:
+            raise WebSocketError(1002, "frame length has the most significant bit set")
+        opcode = b0 & 0x0F
+        rsv = b0 & 0x70
+        if opcode >= 8:
+            _check_control(b0, length)
+            return
+        if opcode > 2:
+            raise WebSocketError(1002, f"reserved opcode {opcode:#x}")
+        if rsv & ~self._rsv_allowed or (rsv and not opcode):
+            raise WebSocketError(1002, "RSV bits set without a negotiated extension")
+        if opcode:
+            if self._frag_op:
+                raise WebSocketError(1002, "new data frame inside a fragmented message")
+            size = length
+            compressed = bool(rsv)
+        else:
+            if not self._frag_op:
+                raise WebSocketError(1002, "continuation frame without a message to continue")
+            size = self._frag_size + length
+            compressed = self._frag_compressed
+        if self._max:
+            # Compressed frames are bounded again once inflated; on the wire they may exceed
+            # the limit slightly (incompressible data grows a little).
+            limit = self._max + (self._max >> 4) + 64 if compressed else self._max
+            if size > limit:
+                raise WebSocketError(1009, f"message larger than {self._max} bytes")
+
+    def _frame(self, b0: int, payload: bytes, out: list[WSMessage]) -> None:
+        opcode = b0 & 0x0F
+        fin = bool(b0 & 0x80)
+        if opcode >= 8:
+            if opcode == 8:
+                code, reason = parse_close_payload(payload)
+                self.closed = True
+                out.append(WSMessage(_CLOSE, code, reason))
+            elif opcode == 9:
+                out.append(WSMessage(_PING, payload, ""))
+            else:
+                out.append(WSMessage(_PONG, payload, ""))
+            return
+        if opcode:
+            compressed = bool(b0 & 0x40)
+            if fin:
+                self._whole(opcode, payload, compressed, out)
+                return
+            self._frag_op = opcode
+            self._frag_compressed = compressed
+            self._frag_size = 0
+            self._decoder = _utf8_decoder() if opcode == 1 else None
+        if self._frag_compressed:
+            payload = self._inflate(payload, fin, self._frag_size)
+        self._frag_size += len(payload)
+        if self._max and self._frag_size > self._max:
+            raise WebSocketError(1009, f"message larger than {self._max} bytes")
+        if self._decoder is not None:
+            # Decoding frame by frame fails fast, at the frame that makes the text invalid.
+            self._texts.append(self._decoder.decode(payload, fin))
+        else:
+            self._parts.append(payload)
+        if fin:
+            self._frag_op = 0
+            if self._decoder is not None:
+                self._decoder = None
+                text = "".join(self._texts)
+                self._texts = []
+                out.append(WSMessage(_TEXT, text, ""))
+            else:
+                data = b"".join(self._parts)
+                self._parts = []
+                out.append(WSMessage(_BINARY, data, ""))
+
+    def _whole(self, opcode: int, payload: bytes, compressed: bool, out: list[WSMessage]) -> None:
+        if compressed:
+            payload = self._inflate(payload, True, 0)
+        if self._max and len(payload) > self._max:
+            raise WebSocketError(1009, f"message larger than {self._max} bytes")
+        if opcode == 1:
+            out.append(WSMessage(_TEXT, payload.decode("utf-8"), ""))
+        else:
+            out.append(WSMessage(_BINARY, payload, ""))
+
+    def _inflate(self, payload: bytes, final: bool, size: int) -> bytes:
+        inflater = self._inflater
+        if inflater is None:  # pragma: no cover - RSV1 is refused without deflate
+            raise WebSocketError(1002, "compressed frame without permessage-deflate")
+        room = self._max - size if self._max else None
+        return inflater.inflate(payload, final=final, room=room)

@@ -1,0 +1,368 @@
+"""The forkloop worker process: serve the app on the sockets inherited from the master.
+
+Owns: everything a worker does between ``fork`` and ``os._exit``:
+
+1. Tie its life to the master: ``PR_SET_PDEATHSIG`` (Linux, via ctypes) plus a parent check
+   on every heartbeat, so a worker never outlives its master, even one killed with SIGKILL.
+2. Arm faulthandler: the master's abort signal (SIGABRT) makes it dump every thread's
+   traceback to the log before the process dies -- this is how a blocked event loop is shown.
+3. Load the app (unless the master preloaded it); on failure send ``boot_error`` to the master
+   and exit 3.
+4. Build its own event loop (uvloop or asyncio), serve on every listener through the engine's
+   ``AppRunner`` + ``SockSite``, answer ``GET /-/healthz`` and ``GET /-/readyz`` before the
+   app (``intercept``), and report ``ready``.
+5. Send a heartbeat from the event loop (requests served, in flight, connections, loop lag),
+   counted by an observer passed to ``AppRunner(observers=...)``.
+6. Stop on signals: TERM = shutdown drain (readiness 503 at once, keep serving
+   ``--drain-delay`` seconds, then retire); HUP = retire now (rolling reload and recycling:
+   the siblings keep serving); QUIT/INT = quick exit; USR1 = reopen the log file.
+   Retiring: stop accepting, accept what is already queued on the listener, answer every
+   further request with ``Connection: close`` so keep-alive clients move to a sibling, then
+   the runner's staged graceful shutdown (idle connections closed, busy ones finish,
+   on_shutdown/on_cleanup) within ``--graceful-timeout``.
+
+Imports: stdlib, :mod:`forkloop.core` (runner, response), :mod:`forkloop.supervisor` (pipe
+protocol, sockets, logs) and :mod:`forkloop.workers.loader`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import faulthandler
+import inspect
+import logging
+import os
+import resource
+import signal
+import socket
+import ssl
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from forkloop.supervisor import logs
+from forkloop.supervisor.config import Config
+from forkloop.supervisor.heartbeat import HeartbeatWriter
+from forkloop.supervisor.process import WorkerContext
+from forkloop.supervisor.sockets import open_worker_socket
+
+from . import loader
+
+__all__ = ["EXIT_BOOT_ERROR", "Counters", "Worker", "worker_main"]
+
+log = logging.getLogger("forkloop.worker")
+EXIT_BOOT_ERROR = 3
+PR_SET_PDEATHSIG = 1
+HEALTH_PREFIX = "/-/"
+
+
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return bool(libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0)
+    except (OSError, AttributeError):  # pragma: no cover - no libc/prctl
+        return False
+
+
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    if not config.certfile or not config.keyfile:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.certfile, config.keyfile)
+    return context
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+class Counters:
+    """The worker's observer (``forkloop.core.hooks``): what the heartbeat reports.
+
+    While retiring, every request started gets ``force_close()``: its response carries
+    ``Connection: close`` and a keep-alive client reconnects -- to a sibling worker.
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.inflight = 0
+        self.connections = 0
+        self.closing = False
+
+    def request_started(self, request: Any) -> None:
+        self.inflight += 1
+        if self.closing:
+            protocol = getattr(request, "protocol", None)
+            if protocol is not None:
+                protocol.force_close()
+
+    def request_finished(
+        self, request: Any, response: Any, duration_s: float, exc: BaseException | None
+    ) -> None:
+        self.inflight -= 1
+        self.requests += 1
+
+    def connection_made(self) -> None:
+        self.connections += 1
+
+    def connection_lost(self) -> None:
+        self.connections -= 1
+
+
+class Worker:
+    """One worker process's life; ``run()`` returns its exit status."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
+        self.pipe = HeartbeatWriter(ctx.pipe_fd)
+        self.counters = Counters()
+        self.draining = False  # readiness 503
+        self.stop_kind: str | None = None  # "shutdown" | "retire" | "quick"
+        self.stopped: asyncio.Event | None = None
+        self.runner: Any = None
+        self.sites: list[Any] = []
+        self.accept_socks: list[socket.socket] = []
+        self.ssl: ssl.SSLContext | None = None
+        self.started = time.monotonic()
+
+    # ------------------------------------------------------------------ boot
+
+    def run(self) -> int:
+        set_parent_death_signal()
+        if os.getppid() != self.ctx.master_pid:
+            return 0  # the master died before we armed the death signal
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files on SIGABRT
+        logs.configure(self.config.log_level, self.config.log_format)
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+        for sig in (
+            signal.SIGHUP,
+            signal.SIGUSR1,
+            signal.SIGUSR2,
+            signal.SIGTTIN,
+            signal.SIGTTOU,
+            signal.SIGWINCH,
+        ):
+            signal.signal(sig, signal.SIG_IGN)  # until the loop installs its handlers
+        try:
+            app = self._load()
+            self.ssl = ssl_context(self.config)
+        except Exception as exc:
+            return self._boot_failed(exc)
+        with asyncio.Runner(loop_factory=loop_factory(self.config.loop)) as runner:
+            return runner.run(self._serve(app))
+
+    def _load(self) -> Any:
+        preloaded = self.ctx.preloaded
+        if preloaded is None:
+            return loader.load(self.config.app)
+        if isinstance(preloaded, loader.AppTarget):
+            return loader.make_app(preloaded)
+        return preloaded
+
+    def _boot_failed(self, exc: BaseException) -> int:
+        detail = "".join(traceback.format_exception(exc))
+        sys.stderr.write(detail)
+        sys.stderr.flush()
+        error = str(exc) if isinstance(exc, loader.AppLoadError) else loader._one_line(exc)
+        self.pipe.send_blocking("boot_error", error=error, detail=detail[-3000:])
+        return EXIT_BOOT_ERROR
+
+    async def _serve(self, app: Any) -> int:
+        from forkloop.core.web.runner import AppRunner, SockSite
+
+        loop = asyncio.get_running_loop()
+        self.stopped = asyncio.Event()
+        try:
+            if inspect.isawaitable(app):
+                app = loader.check_app(await app, self.config.app)
+            kwargs: dict[str, Any] = {}
+            if self.config.keepalive_timeout_s is not None:
+                import dataclasses
+
+                from forkloop.core.http.limits import Limits
+
+                kwargs["limits"] = dataclasses.replace(
+                    Limits(), keepalive_timeout_s=self.config.keepalive_timeout_s
+                )
+            observers: list[Any] = [self.counters]
+            extra_observers = self.ctx.extra.get("observers")
+            if callable(extra_observers):  # e.g. forkloop.metrics.worker_observers
+                observers.extend(extra_observers(self.ctx))
+            self.runner = AppRunner(
+                app,
+                intercept=self._intercept,
+                observers=observers,
+                access_log=logging.getLogger("forkloop.access") if self.config.access_log else None,
+                shutdown_timeout=max(0.1, self.config.graceful_timeout_s * 0.8),
+                **kwargs,
+            )
+            await self.runner.setup()
+            for listener in self.ctx.listeners:
+                sock = open_worker_socket(listener, self.config.backlog)
+                # Our own handle on the listener: after the site stops accepting we still
+                # accept what the kernel already queued (see _accept_queued).
+                self.accept_socks.append(sock.dup())
+                site = SockSite(self.runner, sock, ssl_context=self.ssl)
+                await site.start()
+                self.sites.append(site)
+        except Exception as exc:
+            return self._boot_failed(exc)
+        self._close_unused_listeners()
+        for sig, kind in (
+            (signal.SIGTERM, "shutdown"),
+            (signal.SIGHUP, "retire"),
+            (signal.SIGQUIT, "quick"),
+            (signal.SIGINT, "quick"),
+        ):
+            loop.add_signal_handler(sig, self.stop, kind)
+        loop.add_signal_handler(signal.SIGUSR1, self._reopen_logs)
+        self.pipe.send_blocking("ready", pid=os.getpid(), slot=self.ctx.slot)
+        heartbeat = asyncio.create_task(self._heartbeat())
+        await self.stopped.wait()
+        try:
+            if self.stop_kind != "quick":
+                await self._graceful()
+        finally:
+            heartbeat.cancel()
+            self.pipe.close()
+        return 0
+
+    def _close_unused_listeners(self) -> None:
+        """In reuse-port mode the master's reserved sockets are not ours to hold."""
+        for listener in self.ctx.listeners:
+            if listener.reuse_port:
+                with contextlib.suppress(OSError):
+                    listener.sock.close()
+
+    # ------------------------------------------------------------------ health
+
+    def _intercept(self, request: Any) -> Any:
+        path = request.raw_path
+        if not path.startswith(HEALTH_PREFIX):
+            return None
+        from forkloop.core.web.response import Response
+
+        path = path.partition("?")[0]
+        if path == "/-/healthz":
+            return Response(text="ok\n")
+        if path == "/-/readyz":
+            if self.draining:
+                return Response(status=503, text="draining\n")
+            return Response(text="ready\n")
+        return None
+
+    # ------------------------------------------------------------------ heartbeat
+
+    async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = min(1.0, max(0.05, self.config.timeout_s / 5))
+        expected = loop.time() + interval
+        while True:
+            await asyncio.sleep(max(0.0, expected - loop.time()))
+            now = loop.time()
+            lag = max(0.0, now - expected)  # how late the loop ran this timer
+            expected = now + interval
+            counters = self.counters
+            self.pipe.send(
+                "beat",
+                requests=counters.requests,
+                inflight=counters.inflight,
+                connections=counters.connections,
+                lag_s=round(lag, 6),
+                draining=self.draining,
+            )
+            if self.pipe.broken or os.getppid() != self.ctx.master_pid:
+                log.warning("the master is gone: exiting")
+                self.stop("quick")
+
+    # ------------------------------------------------------------------ stopping
+
+    def stop(self, kind: str) -> None:
+        """Signal handler (runs in the loop): record the strongest stop request."""
+        order = {"retire": 0, "shutdown": 1, "quick": 2}
+        if self.stop_kind is not None and order[kind] <= order[self.stop_kind]:
+            return
+        self.stop_kind = kind
+        if kind == "shutdown":
+            self.draining = True  # readiness 503 at once
+        if kind == "quick":
+            log.info("quick stop")
+            if self.stopped is not None and self.stopped.is_set():
+                os._exit(0)  # already draining: leave now
+        if self.stopped is not None:
+            self.stopped.set()
+
+    async def _graceful(self) -> None:
+        self.pipe.send("stopping", reason=self.stop_kind)
+        delay = self.config.drain_delay_s if self.stop_kind == "shutdown" else 0.0
+        if delay:
+            log.info("draining: readiness 503, serving %.1fs more", delay)
+            self.counters.closing = True
+            await asyncio.sleep(delay)
+        self.counters.closing = True
+        for site in self.sites:
+            await site.stop()
+        await self._accept_queued()
+        await self._let_connections_close(min(2.0, self.config.graceful_timeout_s * 0.1))
+        await self.runner.cleanup()
+
+    async def _accept_queued(self) -> None:
+        """Serve the connections already in the kernel's accept queue, then close."""
+        loop = asyncio.get_running_loop()
+        accepted = 0
+        for sock in self.accept_socks:
+            sock.setblocking(False)
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break
+                conn.setblocking(False)
+                accepted += 1
+                try:
+                    await loop.connect_accepted_socket(self.runner.server, conn, ssl=self.ssl)
+                except (OSError, ssl.SSLError):
+                    conn.close()
+            sock.close()
+        self.accept_socks.clear()
+        if accepted:
+            log.info("serving %d connections that were queued on the listener", accepted)
+            # Let their requests be read before the shutdown decides who is idle.
+            for _ in range(3):
+                await asyncio.sleep(0.01)
+
+    async def _let_connections_close(self, limit_s: float) -> None:
+        """Keep-alive clients get ``Connection: close`` on their next response; wait a
+        moment for them rather than closing connections they may be writing to."""
+        deadline = time.monotonic() + limit_s
+        while self.counters.connections > 0 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+    def _reopen_logs(self) -> None:
+        if self.config.log_file:
+            logs.reopen(self.config.log_file)
+
+
+def worker_main(ctx: WorkerContext) -> int:
+    """Entry point given to the supervisor by the composition root (``forkloop.cli``)."""
+    return Worker(ctx).run()

@@ -1,0 +1,99 @@
+"""Each peer of `make bench` starts pinned to CPU 0 and gives the right answers over a socket."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import common
+import pytest
+from conftest import StartPeer
+
+PLAIN = b"Hello, World!"
+
+
+def engine_ready() -> bool:
+    """forkloop's engine serves once run_app exists (it lands with issue 2's engine work)."""
+    try:
+        from forkloop.core.web import run_app
+    except ImportError:
+        return False
+    return hasattr(run_app, "run_app")
+
+
+def metrics_setup_exists() -> bool:
+    try:
+        import forkloop.metrics as metrics
+    except ImportError:
+        return False
+    return hasattr(metrics, "setup")
+
+
+def assert_serves_both(server: common.ServerProcess) -> None:
+    status, headers, body = common.http_get(server.port, "/")
+    assert (status, body) == (200, PLAIN)
+    assert headers["content-type"].startswith("text/plain")
+    status, headers, body = common.http_get(server.port, "/json")
+    assert status == 200
+    assert headers["content-type"].startswith("application/json")
+    assert json.loads(body) == {"message": "Hello, World!"}
+
+
+def cpus_allowed(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError("no Cpus_allowed_list")
+
+
+@pytest.mark.parametrize("key", ["aiohttp", "uvicorn", "ceiling"])
+def test_peer_serves_plaintext_and_json_pinned(start_peer: StartPeer, key: str) -> None:
+    server = start_peer(key)
+    assert_serves_both(server)
+    assert cpus_allowed(server.pid) == "0"
+    status, _, _ = common.http_get(server.port, "/missing")
+    assert status == 404
+
+
+@pytest.mark.skipif(not engine_ready(), reason="forkloop's engine (run_app) has not landed yet")
+def test_forkloop_peer_serves_the_same_app(start_peer: StartPeer) -> None:
+    server = start_peer("forkloop")
+    assert_serves_both(server)
+    assert cpus_allowed(server.pid) == "0"
+
+
+def test_forkloop_metrics_variant_serves_or_says_unsupported(start_peer: StartPeer) -> None:
+    if metrics_setup_exists() and engine_ready():
+        assert_serves_both(start_peer("forkloop-metrics"))
+        return
+    server = start_peer("forkloop-metrics", wait=False)
+    assert server.proc is not None
+    returncode = server.proc.wait(timeout=30)
+    if not engine_ready() and returncode != common.EXIT_UNSUPPORTED:
+        pytest.skip("forkloop's engine has not landed yet")
+    assert returncode == common.EXIT_UNSUPPORTED
+    assert "forkloop.metrics" in server.output_tail()
+
+
+def test_ceiling_keeps_alive_and_answers_pipelined_requests(start_peer: StartPeer) -> None:
+    server = start_peer("ceiling")
+    batch = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 3 + b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection((common.HOST, server.port), timeout=5) as sock:
+        sock.sendall(batch)
+        data = b""
+        while data.count(b"HTTP/1.1 200 OK") < 4 or not data.endswith(b'World!"}'):
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed early: {data!r}"
+            data += chunk
+    assert data.count(PLAIN) == 4  # three plaintext bodies and the one inside the JSON
+
+
+def test_stop_ends_the_process_by_pid(start_peer: StartPeer) -> None:
+    server = start_peer("ceiling")
+    proc = server.proc
+    assert proc is not None
+    server.stop()
+    assert proc.returncode is not None
+    with pytest.raises(ConnectionRefusedError):
+        common.http_get(server.port, "/")

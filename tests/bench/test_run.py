@@ -1,0 +1,137 @@
+"""bench/run.py end to end: a tiny real run, the other benchmarks folded in, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import common
+import pytest
+import run
+
+RUN_PY = common.BENCH_DIR / "run.py"
+
+
+@pytest.mark.slow
+def test_tiny_run_measures_peers_and_writes_results(tmp_path: Path, wrk_path: str) -> None:
+    chart = tmp_path / "chart.png"
+    argv = [
+        sys.executable, str(RUN_PY), "--quick", "--duration", "1", "--warmup", "0",
+        "--rounds", "2", "--connections", "4", "--peers", "aiohttp,ceiling",
+        "--results-dir", str(tmp_path), "--extras", "none", "--chart", str(chart),
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "latest.json").read_text())
+    summary = results["summary"]
+    for scenario in ("plaintext", "json"):
+        for peer in ("aiohttp", "ceiling"):
+            row = summary[scenario][peer]
+            assert row["rps_median"] > 0
+            assert len(row["rps_rounds"]) == 2
+            assert row["errors"] == 0
+            assert row["non_2xx"] == 0
+        assert summary[scenario]["aiohttp"]["ratio_to_aiohttp"] == pytest.approx(1.0)
+    # A, B per test per round: the order of runs is interleaved, not A A B B.
+    order = [(r["round"], r["scenario"], r["peer"]) for r in results["runs"]]
+    assert order[:4] == [
+        (1, "plaintext", "aiohttp"),
+        (1, "plaintext", "ceiling"),
+        (1, "json", "aiohttp"),
+        (1, "json", "ceiling"),
+    ]
+    assert "| plaintext | aiohttp + uvloop |" in done.stdout
+    assert chart.read_bytes()[:4] == b"\x89PNG"
+    assert results["machine"]["cpu_count"] >= 1
+
+
+def test_unknown_peer_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, str(RUN_PY), "--peers", "nginx"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "unknown nginx" in done.stderr
+
+
+def test_missing_wrk_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(common.BenchError, match=r"apt-get install -y wrk"):
+        common.find_wrk(install=False)
+
+
+def write_bench(directory: Path, name: str, body: str) -> None:
+    (directory / f"{name}.py").write_text(textwrap.dedent(body))
+
+
+def test_other_benchmarks_are_folded_in(tmp_path: Path) -> None:
+    write_bench(
+        tmp_path,
+        "bench_fake",
+        """
+        def measure(quick=False):
+            return {"title": "Fake", "quick": quick, "rows": [{"n": 1}]}
+
+        def main():
+            print(measure())
+        """,
+    )
+    write_bench(tmp_path, "bench_broken", "def measure():\n    raise RuntimeError('boom')\n")
+    entry = run.run_extra("bench_fake", True, 60, tmp_path, bench_dir=tmp_path)
+    assert entry["status"] == "ok"
+    assert entry["result"] == {"title": "Fake", "quick": True, "rows": [{"n": 1}]}
+    broken = run.run_extra("bench_broken", False, 60, tmp_path, bench_dir=tmp_path)
+    assert broken["status"] == "failed"
+    assert "RuntimeError: boom" in broken["error"]
+    assert run.run_extra("bench_absent", False, 60, tmp_path, bench_dir=tmp_path)["status"] == (
+        "missing"
+    )
+
+
+def test_a_benchmark_over_its_time_is_stopped_with_what_it_started(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    write_bench(
+        tmp_path,
+        "bench_slow",
+        f"""
+        import subprocess, sys, time
+
+        def measure():
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+            open({str(pid_file)!r}, "w").write(str(child.pid))
+            time.sleep(60)
+        """,
+    )
+    started = time.monotonic()
+    entry = run.run_extra("bench_slow", False, 2, tmp_path, bench_dir=tmp_path)
+    assert entry["status"] == "timeout"
+    assert time.monotonic() - started < 30
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        # A killed child of a dead parent is reaped by init; until then it is a zombie.
+        if "zombie" in Path(f"/proc/{child}/status").read_text().lower():
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the benchmark's child {child} outlived the timeout")
+
+
+def test_discover_extras_selection() -> None:
+    assert run.discover_extras("none") == []
+    assert run.discover_extras("routing,bench_ws.py") == ["bench_routing", "bench_ws"]
+    assert run.discover_extras("all") == sorted(p.stem for p in common.BENCH_DIR.glob("bench_*.py"))

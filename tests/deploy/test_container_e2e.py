@@ -1,0 +1,202 @@
+"""The container's exact command, run for real on loopback, through a Kubernetes-style stop.
+
+What the kubelet would run (the Dockerfile's ENTRYPOINT + the Deployment's args, WEB_CONCURRENCY
+from the CPU request) is started as a subprocess with only the bind addresses moved to
+127.0.0.1 and free ports. The test then plays the kubelet: waits for the startup probe, probes
+liveness and readiness, runs the image's HEALTHCHECK command, sends SIGTERM and checks the drain
+timeline that docs/kubernetes.md describes: readiness 503 at once, the app still served during
+--drain-delay, a request in flight across the end of the delay completes, exit 0 before
+terminationGracePeriodSeconds, the ports released.
+
+It runs twice: with the image's default APP (the demo) and with a stand-in app from this folder
+in its place (everything else unchanged), so the deployment is exercised before the demo exists.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deployspec import (
+    ROOT,
+    Instruction,
+    container_argv,
+    downward_cpu,
+    healthcheck_argv,
+    option_value,
+    run_healthcheck,
+)
+
+HERE = Path(__file__).resolve().parent
+STAND_IN_APP = "forkloop_e2e_app:create_app"
+
+
+def status_of(url: str, timeout_s: float = 3) -> int | None:
+    """HTTP status of a GET, or None when the connection is refused/reset."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def replace_option(argv: list[str], option: str, value: str) -> list[str]:
+    out = list(argv)
+    out[out.index(option) + 1] = value
+    return out
+
+
+def module_exists(module: str, *roots: Path) -> bool:
+    for root in roots:
+        path = root / module.replace(".", "/")
+        if path.with_suffix(".py").exists() or (path / "__init__.py").exists():
+            return True
+    return False
+
+
+def metrics_wired() -> bool:
+    """Whether forkloop.metrics plugs into `forkloop serve` yet (issue 8's extension point)."""
+    try:
+        import forkloop.metrics as metrics
+    except ImportError:
+        return False
+    return hasattr(metrics, "attach_supervisor")
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[bytes]
+    http_port: int
+    metrics_port: int
+    argv: list[str]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+
+@pytest.fixture(params=["image-default-app", "stand-in-app"])
+def served(
+    request: pytest.FixtureRequest,
+    dockerfile: list[Instruction],
+    container: dict[str, Any],
+    tmp_path: Path,
+) -> Iterator[Served]:
+    argv = container_argv(dockerfile, container)
+    if request.param == "stand-in-app":
+        argv[-1] = STAND_IN_APP
+    missing = [p for p in ("forkloop/cli.py", "forkloop/__main__.py") if not (ROOT / p).exists()]
+    if not module_exists(argv[-1].split(":", 1)[0], ROOT, HERE):
+        missing.append(f"{argv[-1]} (the image's default APP)")
+    if missing:
+        pytest.skip(f"not written yet: {', '.join(missing)}")
+
+    http_port, metrics_port = free_port(), free_port()
+    argv = replace_option(argv, "--bind", f"127.0.0.1:{http_port}")
+    argv = replace_option(argv, "--metrics-bind", f"127.0.0.1:{metrics_port}")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(HERE), env.get("PYTHONPATH")]))
+    ref = next(e for e in container["env"] if e["name"] == "WEB_CONCURRENCY")
+    divisor = ref["valueFrom"]["resourceFieldRef"].get("divisor", "1")
+    env["WEB_CONCURRENCY"] = str(downward_cpu(container["resources"]["requests"]["cpu"], divisor))
+
+    log = tmp_path / "forkloop.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "forkloop", *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    served = Served(proc, http_port, metrics_port, argv, log)
+    try:
+        yield served
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the process group we started, nothing else
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_kubelet_lifecycle(
+    served: Served,
+    dockerfile: list[Instruction],
+    deployment: dict[str, Any],
+    container: dict[str, Any],
+) -> None:
+    proc, base = served.proc, f"http://127.0.0.1:{served.http_port}"
+
+    # Startup probe: ready within the probe's whole budget.
+    startup = container["startupProbe"]
+    budget = startup["periodSeconds"] * startup["failureThreshold"]
+    ready = wait_for(
+        lambda: proc.poll() is not None or status_of(base + "/-/readyz") == 200, budget
+    )
+    assert proc.poll() is None, served.output()
+    assert ready, f"/-/readyz not 200 within the startup probe's {budget} s\n{served.output()}"
+    assert status_of(base + "/-/healthz") == 200
+    assert status_of(base + "/") == 200
+    if metrics_wired():
+        assert status_of(f"http://127.0.0.1:{served.metrics_port}/metrics") == 200
+    assert run_healthcheck(healthcheck_argv(dockerfile), served.http_port) == 0
+
+    # The kubelet's stop: SIGTERM to PID 1 (here: the supervisor we started).
+    drain = float(option_value(served.argv, "--drain-delay"))
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    stopped_at = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert wait_for(lambda: status_of(base + "/-/readyz") == 503, 3), served.output()
+    # Still serving during the drain delay: liveness stays green and the app still answers.
+    assert status_of(base + "/-/healthz") == 200
+    assert status_of(base + "/") == 200
+    assert time.monotonic() - stopped_at < drain, "the checks above ran inside the drain delay"
+
+    in_flight = None
+    if served.argv[-1] == STAND_IN_APP:
+        # A request that starts inside the delay and ends after it: it must still complete.
+        time.sleep(max(0.0, drain - 2 - (time.monotonic() - stopped_at)))
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        in_flight = pool.submit(status_of, base + "/slow?s=4", 30)
+        pool.shutdown(wait=False)
+
+    returncode = proc.wait(timeout=grace)
+    elapsed = time.monotonic() - stopped_at
+    assert returncode == 0, served.output()
+    assert elapsed >= drain - 0.5, "workers must keep serving for --drain-delay"
+    if in_flight is not None:
+        assert in_flight.result(timeout=5) == 200
+    for port in (served.http_port, served.metrics_port):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))  # released: nothing of ours still holds it
