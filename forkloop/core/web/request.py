@@ -44,6 +44,11 @@ class BaseRequest(MutableMapping[str, Any]):
 
     POST_METHODS: Final = frozenset(("PATCH", "POST", "PUT", "TRACE", "DELETE"))
 
+    # Rarely set per request: class-level defaults keep construction cheap.
+    _read_bytes: bytes | None = None
+    _post: MultiDictProxy[Any] | None = None
+    _cleanups: list[Callable[[], None]] | None = None
+
     def __init__(
         self,
         head: RequestHead,
@@ -66,15 +71,10 @@ class BaseRequest(MutableMapping[str, Any]):
         self._client_max_size = client_max_size
         self._state = state if state is not None else {}
         self._cache: dict[str, Any] = {}
-        self._read_bytes: bytes | None = None
-        self._post: MultiDictProxy[Any] | None = None
-        self._cleanups: list[Callable[[], None]] | None = None
-        if scheme is not None:
-            self._cache["scheme"] = scheme
-        if host is not None:
-            self._cache["host"] = host
-        if remote is not None:
-            self._cache["remote"] = remote
+        if scheme is not None or host is not None or remote is not None:
+            for key, value in (("scheme", scheme), ("host", host), ("remote", remote)):
+                if value is not None:
+                    self._cache[key] = value
 
     def clone(
         self,
@@ -534,9 +534,7 @@ class BaseRequest(MutableMapping[str, Any]):
 class Request(BaseRequest):
     """A request routed by an Application: adds ``match_info``, ``app`` and ``config_dict``."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._match_info: Any = None
+    _match_info: Any = None  # set by Application._handle
 
     def _copy_routing(self, clone: BaseRequest) -> None:
         if isinstance(clone, Request):
@@ -567,7 +565,10 @@ class Request(BaseRequest):
         match_info = self._match_info
         if match_info is None:
             return False
-        return any(app.on_response_prepare for app in match_info.apps)
+        for app in match_info.apps:
+            if app.on_response_prepare:
+                return True
+        return False
 
     async def _prepare_hook(self, response: StreamResponse) -> None:
         match_info = self._match_info
