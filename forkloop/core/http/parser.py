@@ -165,17 +165,21 @@ class RequestParser:
 
     __slots__ = (
         "_began_in_feed",
+        "_closed",
         "_content_length",
         "_error",
         "_events",
         "_expect",
+        "_fields",
         "_head_fed",
         "_header_bytes",
         "_in_head",
         "_in_trailers",
+        "_keep_alive",
         "_limits",
         "_parser",
         "_raw",
+        "_slice",
         "_te",
         "_upgraded",
         "_url",
@@ -188,6 +192,10 @@ class RequestParser:
         self._events: list[Event] = []
         self._error: HttpError | None = None
         self._upgraded = False
+        self._closed = False
+        self._keep_alive = True
+        self._fields = 0
+        self._slice = self._limits.max_request_line_bytes + self._limits.max_header_bytes
         self.heads_begun = 0
         self._in_head = False
         self._began_in_feed = False
@@ -205,43 +213,83 @@ class RequestParser:
         """True between a request's first byte and its complete head (for the header timer)."""
         return self._in_head
 
+    @property
+    def error(self) -> HttpError | None:
+        """The error that stopped parsing, once one has."""
+        return self._error
+
     def feed(self, data: bytes) -> list[Event]:
-        """Parse ``data``; return the events it completed. Raises HttpError on bad input."""
+        """Parse ``data``; return the events it completed.
+
+        Bad input raises an HttpError, but not at the expense of what came before it: when
+        requests completed earlier in the same ``data``, their events are returned (the broken
+        request's partial events are dropped) and the error is raised by the next call; it is
+        visible at once as :attr:`error`, so a server answers those requests first, in order. After a request that ends the connection
+        (``Connection: close``, HTTP/1.0 without keep-alive) later bytes are ignored.
+        """
         if self._upgraded:
             raise RuntimeError("the connection was upgraded; HTTP parsing has ended")
         if self._error is not None:
             raise self._error
         events: list[Event] = []
         self._events = events
+        if self._closed:
+            return events
+        # Feed large reads in slices, so the partial-head bound below is exact to a slice.
+        step = self._slice
+        if len(data) <= step:
+            self._feed_slice(data, 0)
+        else:
+            view = memoryview(data)
+            for offset in range(0, len(data), step):
+                self._feed_slice(view[offset : offset + step], offset, data)
+                if self._upgraded or self._closed or self._error is not None:
+                    break
+        if self._error is not None:
+            # Keep what complete requests came before the error; the broken request's own
+            # partial events go. With none complete, the error is raised now.
+            last_end = -1
+            for index, event in enumerate(events):
+                if event is END:
+                    last_end = index
+            if last_end < 0:
+                raise self._error
+            del events[last_end + 1 :]
+        return events
+
+    def _feed_slice(self, piece: bytes | memoryview, base: int, whole: bytes | None = None) -> None:
         self._began_in_feed = False
         try:
-            self._parser.feed_data(data)
+            self._parser.feed_data(piece)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded = True
-            events.append(Upgrade(data[exc.args[0] :]))
+            rest = (whole if whole is not None else piece)[base + exc.args[0] :]
+            self._events.append(Upgrade(bytes(rest)))
+            return
         except httptools.HttpParserCallbackError:
-            error = self._error if self._error is not None else BadRequest("invalid request")
-            self._error = error
-            raise error from None
+            if self._error is None:
+                self._error = BadRequest("invalid request")
+            return
         except httptools.HttpParserInvalidMethodError:
             self._error = MethodNotImplemented("unknown or invalid request method")
-            raise self._error from None
+            return
         except httptools.HttpParserError as exc:
+            if self._closed:
+                return  # bytes after a closing request: ignored, not an error
             self._error = BadRequest(str(exc) or "malformed request")
-            raise self._error from None
+            return
         if self._in_head:
-            self._check_partial_head(len(data))
-        return events
+            self._check_partial_head(len(piece))
 
     def _check_partial_head(self, fed: int) -> None:
         # llhttp buffers a header line until it is complete, so limits checked per line cannot
-        # see one that never ends. Count the bytes fed since the head began; the feed in which
-        # it began is left out (its share is unknown), which bounds memory by one read.
+        # see one that never ends. Count the bytes fed since the head began; the slice in which
+        # it began is left out (its share is unknown), which bounds memory by one slice.
         if self._began_in_feed:
             return
         self._head_fed += fed
-        if self._head_fed > self._limits.max_request_line_bytes + self._limits.max_header_bytes:
-            self._fail(HeadersTooLarge("request header section too large"))
+        if self._head_fed > self._slice:
+            self._error = HeadersTooLarge("request header section too large")
 
     def _fail(self, error: HttpError) -> None:
         self._error = error
@@ -257,6 +305,7 @@ class RequestParser:
         self._in_trailers = False
         self._url = b""
         self._raw = []
+        self._fields = 0
         self._header_bytes = 0
         self._content_length = None
         self._te = None
@@ -275,20 +324,21 @@ class RequestParser:
         self._header_bytes += size
         if self._header_bytes > limits.max_header_bytes:
             self._fail(HeadersTooLarge("request header section too large"))
-        raw = self._raw
-        if len(raw) >= limits.max_header_count:
+        self._fields += 1
+        if self._fields > limits.max_header_count:
             self._fail(HeadersTooLarge("too many request header fields"))
         if value and value[-1] in _OWS:
             value = value.rstrip(b" \t")  # llhttp keeps trailing OWS (RFC 9110 §5.5 drops it)
         if self._in_trailers:
             return  # trailer fields are counted against the limits, then dropped
-        raw.append((name, value))
+        self._raw.append((name, value))
         if len(name) in _SPECIAL_LENGTHS:
             lname = name.lower()
             if lname == b"content-length":
                 self._content_length = int(value)  # llhttp accepted only digits, only once
             elif lname == b"transfer-encoding":
-                self._te = value.decode("latin-1")
+                text = value.decode("latin-1")
+                self._te = text if self._te is None else f"{self._te}, {text}"
             elif lname == b"expect":
                 self._expect = value.decode("latin-1")
 
@@ -316,13 +366,14 @@ class RequestParser:
             method = raw_method.decode("ascii")
             if len(_METHODS) < 64:
                 _METHODS[raw_method] = method
+        self._keep_alive = keep_alive = parser.should_keep_alive()
         head = RequestHead(
             method,
             self._url.decode("utf-8", "surrogateescape"),
             version,  # type: ignore[arg-type]  # None was refused above
             None,
             self._raw,
-            parser.should_keep_alive(),
+            keep_alive,
             upgrade,
             chunked,
             self._content_length,
@@ -338,3 +389,5 @@ class RequestParser:
     def on_message_complete(self) -> None:
         self._in_trailers = False
         self._events.append(END)
+        if not self._keep_alive:
+            self._closed = True  # the connection ends with this request

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable, Coroutine
+import contextvars
+import types
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Final, Protocol, cast
 
 from ..http.errors import BadRequest, HttpError
@@ -33,6 +35,11 @@ from ..http.serialize import error_response
 from .streams import EMPTY_PAYLOAD, StreamReader
 
 __all__ = ["ConnectionOwner", "HttpProtocol"]
+
+# asyncio's own hooks for "this task is running now" (C-accelerated, present in 3.11 to 3.14);
+# without them handlers simply always run as steps of the task.
+_enter_task = getattr(asyncio.tasks, "_enter_task", None)
+_leave_task = getattr(asyncio.tasks, "_leave_task", None)
 
 # Unread body a finished handler may leave behind and still keep the connection: bytes beyond
 # this are not worth reading just to find the next request.
@@ -54,6 +61,31 @@ class ConnectionOwner(Protocol):
     def protocol_error(self, protocol: HttpProtocol, error: HttpError) -> None: ...
     def date_value(self) -> str: ...
     def head_tail(self) -> bytes: ...
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, None], yielded: Any) -> Generator[Any, Any, None]:
+    """Drive a handler coroutine that was started outside the task, from inside it.
+
+    First hands the task what the handler's first step yielded (the future it waits on), then
+    forwards every resumption (``send``) and cancellation (``throw``) to the handler.
+    """
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # cancellation and friends go to the handler
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration:
+                return
 
 
 class _Discard:
@@ -84,9 +116,11 @@ class HttpProtocol(asyncio.Protocol):
         "_body",
         "_busy",
         "_closed",
+        "_context",
         "_cycle_payload",
         "_deadline",
         "_drain_waiters",
+        "_error_queued",
         "_force_close",
         "_heads_at_timer",
         "_loop",
@@ -94,6 +128,7 @@ class HttpProtocol(asyncio.Protocol):
         "_on_eof",
         "_owner",
         "_parser",
+        "_pending",
         "_pipeline_paused",
         "_queue",
         "_read_pauses",
@@ -126,9 +161,12 @@ class HttpProtocol(asyncio.Protocol):
         self._cycle_payload: StreamReader | None = None
         self._task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._pending: tuple[Coroutine[Any, Any, None], Any, StreamReader] | None = None
+        self._context = contextvars.Context()
         self._closed: asyncio.Future[None] | None = None
         self._busy = False
         self._force_close = False
+        self._error_queued = False
         self._read_pauses = 0
         self._pipeline_paused = False
         self._write_paused = False
@@ -199,6 +237,9 @@ class HttpProtocol(asyncio.Protocol):
             self._protocol_error(error)
             return
         self._dispatch(events)
+        if parser.error is not None:
+            self._protocol_error(parser.error)
+            return
         if self._parser is not None:
             self._update_header_timer(self._parser)
         if self._queue and not self._busy:
@@ -247,8 +288,14 @@ class HttpProtocol(asyncio.Protocol):
 
     @property
     def keep_alive(self) -> bool:
-        """Whether the response being written may leave the connection open."""
-        return not (self._force_close or self.closing or self._parser is None)
+        """Whether the response being written may leave the connection open.
+
+        After a protocol error the connection stays open only for the responses queued ahead
+        of the error reply, which then closes it.
+        """
+        if self._force_close or self.closing:
+            return False
+        return self._parser is not None or self._error_queued
 
     def force_close(self) -> None:
         """Close the connection once the current response is complete."""
@@ -370,15 +417,76 @@ class HttpProtocol(asyncio.Protocol):
             transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _kick(self) -> None:
-        """A request is queued: start the serving task, or wake it."""
-        if self._task is None:
-            self._task = self._loop.create_task(self._serve())
-        else:
-            waiter = self._waiter
-            if waiter is not None:
-                self._waiter = None
-                if not waiter.done():
-                    waiter.set_result(None)
+        """A request is queued: start the serving task, run the request eagerly, or wake it."""
+        task = self._task
+        if task is None:
+            self._context = contextvars.copy_context()
+            self._task = self._loop.create_task(self._serve(), context=self._context)
+            return
+        waiter = self._waiter
+        if waiter is None:
+            return  # the task is not parked; it finds the queue when it looks
+        if _enter_task is None or not self._run_eagerly(task):
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _run_eagerly(self, task: asyncio.Task[None]) -> bool:
+        """Run queued requests' handlers right here, as steps of the parked connection task.
+
+        Most handlers answer without ever waiting; running their first step inside this
+        callback saves waking the task through the loop for every request. The step runs with
+        the connection task as the current task and in its context, so ``current_task()``,
+        ``asyncio.timeout()`` and context variables behave exactly as under the task. A handler
+        that does wait is handed over, suspended, to the task, which drives it on. Returns
+        False if nothing ran (the caller wakes the task instead).
+        """
+        loop = self._loop
+        queue = self._queue
+        ran = False
+        while queue and self._pending is None and self.transport is not None:
+            item = queue[0]
+            if not isinstance(item, tuple) or self.closing:
+                break  # errors and shutdown are the task's business
+            try:
+                _enter_task(loop, task)  # type: ignore[misc]
+            except RuntimeError:  # called from inside another task (a test driving us)
+                break
+            queue.popleft()
+            if self._pipeline_paused and len(queue) < self.limits.max_pipelined_requests:
+                self._pipeline_paused = False
+                self.resume_reading()
+            ran = True
+            head, payload = item
+            self._cycle_payload = payload
+            self._busy = True
+            coro = self._owner.handle(self, head, payload)
+            try:
+                yielded = self._context.run(coro.send, None)
+            except StopIteration:
+                self._busy = False
+                self._cycle_payload = None
+                if not self._after_cycle(payload):
+                    break
+                continue
+            except BaseException:
+                self._busy = False
+                self._cycle_payload = None
+                self._close()
+                break
+            finally:
+                _leave_task(loop, task)  # type: ignore[misc]
+            self._pending = (coro, yielded, payload)
+            self._wake()
+            return True
+        if ran and (queue or self.transport is None):
+            self._wake()  # let the task see what is left (or that the connection is gone)
+        return ran
 
     async def _serve(self) -> None:
         """The connection's one task: answers queued requests in order until it closes."""
@@ -386,6 +494,18 @@ class HttpProtocol(asyncio.Protocol):
         owner = self._owner
         try:
             while self.transport is not None:
+                pending = self._pending
+                if pending is not None:
+                    self._pending = None
+                    coro, yielded, payload = pending
+                    try:
+                        await _resume(coro, yielded)
+                    finally:
+                        self._busy = False
+                        self._cycle_payload = None
+                    if not self._after_cycle(payload):
+                        return
+                    continue
                 if not queue:
                     self._waiter = waiter = self._loop.create_future()
                     await waiter
@@ -418,6 +538,9 @@ class HttpProtocol(asyncio.Protocol):
         finally:
             self._task = None
             self._waiter = None
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                pending[0].close()
 
     def _after_cycle(self, payload: StreamReader) -> bool:
         """Decide whether the connection goes on after a response; close it if not."""
@@ -446,6 +569,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _protocol_error(self, error: HttpError) -> None:
         self._parser = None
+        self._error_queued = True
         self._owner.protocol_error(self, error)
         self._cancel_timer()
         body, self._body = self._body, None
