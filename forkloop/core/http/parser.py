@@ -224,8 +224,9 @@ class RequestParser:
         Bad input raises an HttpError, but not at the expense of what came before it: when
         requests completed earlier in the same ``data``, their events are returned (the broken
         request's partial events are dropped) and the error is raised by the next call; it is
-        visible at once as :attr:`error`, so a server answers those requests first, in order. After a request that ends the connection
-        (``Connection: close``, HTTP/1.0 without keep-alive) later bytes are ignored.
+        visible at once as :attr:`error`, so a server answers those requests first, in order.
+        After a request that ends the connection (``Connection: close``, HTTP/1.0 without
+        keep-alive) later bytes are ignored.
         """
         if self._upgraded:
             raise RuntimeError("the connection was upgraded; HTTP parsing has ended")
@@ -243,9 +244,10 @@ class RequestParser:
             view = memoryview(data)
             for offset in range(0, len(data), step):
                 self._feed_slice(view[offset : offset + step], offset, data)
-                if self._upgraded or self._closed or self._error is not None:
+                if self._stopped():
                     break
-        if self._error is not None:
+        error = self.error
+        if error is not None:
             # Keep what complete requests came before the error; the broken request's own
             # partial events go. With none complete, the error is raised now.
             last_end = -1
@@ -253,9 +255,12 @@ class RequestParser:
                 if event is END:
                     last_end = index
             if last_end < 0:
-                raise self._error
+                raise error
             del events[last_end + 1 :]
         return events
+
+    def _stopped(self) -> bool:
+        return self._upgraded or self._closed or self._error is not None
 
     def _feed_slice(self, piece: bytes | memoryview, base: int, whole: bytes | None = None) -> None:
         self._began_in_feed = False
