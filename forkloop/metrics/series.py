@@ -1,0 +1,259 @@
+"""The metric data model shared by workers and the master: series, their values, their wire form.
+
+Owns the metric names and label sets (OpenTelemetry HTTP semantic conventions as exported to
+Prometheus), the histogram buckets, the per-process :class:`Store` that request observers
+increment, and the compact form in which a store's changed series travel to the master.
+Imports nothing but the standard library: no prometheus_client, no web core.
+
+Values are cumulative: a worker sends the whole current value of every series that changed
+since its last successful send. The master keeps the latest value per worker, so a lost
+message only delays an update, and a resend never counts twice.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "HTTP_METHODS",
+    "SIZE_BUCKETS",
+    "Histogram",
+    "Store",
+    "merge_into",
+]
+
+# OpenTelemetry's advised boundaries for http.server.request.duration (seconds).
+DURATION_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+# Body sizes (bytes): decades from 100 B to 100 MB.
+SIZE_BUCKETS: Final = (100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8)
+# Event-loop lag (seconds) reported by worker heartbeats.
+LAG_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# http.request.method values kept as they are; anything else is "_OTHER" (OTel semconv).
+HTTP_METHODS: Final = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+)
+UNMATCHED_ROUTE: Final = "_unmatched"
+
+# Label names, in the order the keys below hold their values.
+REQUEST_LABELS: Final = (
+    "http_request_method",
+    "http_route",
+    "http_response_status_code",
+    "url_scheme",
+    "network_protocol_version",
+)
+ACTIVE_LABELS: Final = ("http_request_method", "url_scheme")
+
+
+@dataclass
+class Histogram:
+    """Cumulative bucket counts (the last one is +Inf), the sum and the count."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        # Counts are kept per bucket (not cumulative) here; exposition accumulates them.
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def add(self, other: Histogram) -> None:
+        for index, value in enumerate(other.counts):
+            self.counts[index] += value
+        self.total += other.total
+
+    def copy(self) -> Histogram:
+        return Histogram(self.bounds, list(self.counts), self.total)
+
+    def wire(self) -> list[Any]:
+        return [*self.counts, round(self.total, 9)]
+
+    @classmethod
+    def from_wire(cls, bounds: tuple[float, ...], data: list[Any]) -> Histogram:
+        if len(data) != len(bounds) + 2:
+            raise ValueError("histogram of the wrong shape")
+        return cls(bounds, [int(v) for v in data[:-1]], float(data[-1]))
+
+
+class _RequestSeries:
+    """The three histograms of one request label set."""
+
+    __slots__ = ("duration", "request_size", "response_size", "version")
+
+    def __init__(self) -> None:
+        self.duration = Histogram(DURATION_BUCKETS)
+        self.request_size = Histogram(SIZE_BUCKETS)
+        self.response_size = Histogram(SIZE_BUCKETS)
+        self.version = 0  # bumped on every change; compared with what was last sent
+
+
+class Store:
+    """One process's metrics. Only the event loop's thread writes to it."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str, str, str], _RequestSeries] = {}
+        self.active: dict[tuple[str, str], int] = {}
+        self.ws_open = 0
+        self.ws_messages: dict[str, int] = {"received": 0, "sent": 0}
+        self.parse_errors: dict[str, int] = {}
+        self.version = 0  # bumped on every change to the scalars above
+        self.changes = 0  # bumped on every change of anything: "is there news to send?"
+        self._sent: dict[object, int] = {}  # key -> version last sent
+
+    # -- recording (the hot path) ---------------------------------------------------------
+
+    def request_started(self, key: tuple[str, str]) -> None:
+        active = self.active
+        active[key] = active.get(key, 0) + 1
+        self.version += 1
+        self.changes += 1
+
+    def request_finished(
+        self,
+        active_key: tuple[str, str],
+        key: tuple[str, str, str, str, str],
+        duration_s: float,
+        request_bytes: int,
+        response_bytes: int,
+    ) -> None:
+        self.active[active_key] -= 1
+        self.version += 1
+        self.changes += 1
+        series = self.requests.get(key)
+        if series is None:
+            series = self.requests[key] = _RequestSeries()
+        series.duration.observe(duration_s)
+        series.request_size.observe(request_bytes)
+        series.response_size.observe(response_bytes)
+        series.version += 1
+
+    def request_aborted(self, active_key: tuple[str, str]) -> None:
+        self.active[active_key] -= 1
+        self.version += 1
+        self.changes += 1
+
+    def scalar_changed(self) -> None:
+        self.version += 1
+        self.changes += 1
+
+    # -- the wire form ----------------------------------------------------------------------
+
+    def changed(self) -> Iterator[list[Any]]:
+        """Records of the series changed since the last :meth:`mark_sent` of them.
+
+        A record is ``["r", method, route, status, scheme, version, duration, req, resp]``
+        for request histograms, or ``["s", scalars]`` for the gauges and small counters.
+        """
+        sent = self._sent
+        for key, series in self.requests.items():
+            if sent.get(key) != series.version:
+                yield [
+                    "r",
+                    *key,
+                    series.duration.wire(),
+                    series.request_size.wire(),
+                    series.response_size.wire(),
+                ]
+        if sent.get("s") != self.version:
+            yield [
+                "s",
+                {
+                    "active": [[*k, v] for k, v in self.active.items()],
+                    "ws_open": self.ws_open,
+                    "ws_messages": self.ws_messages,
+                    "parse_errors": self.parse_errors,
+                },
+            ]
+
+    def mark_sent(self, records: list[list[Any]]) -> None:
+        for record in records:
+            if record[0] == "r":
+                key = tuple(record[1:6])
+                series = self.requests.get(key)
+                if series is not None:
+                    self._sent[key] = series.version
+            else:
+                self._sent["s"] = self.version
+
+    def snapshot(self) -> WorkerValues:
+        """This store's current values in the master's form (single-process exposition)."""
+        values = WorkerValues()
+        for record in self.changed_all():
+            values.apply(record)
+        return values
+
+    def changed_all(self) -> Iterator[list[Any]]:
+        saved, self._sent = self._sent, {}
+        try:
+            yield from self.changed()
+        finally:
+            self._sent = saved
+
+
+@dataclass
+class WorkerValues:
+    """The latest values received from one worker (or the sum of retired ones)."""
+
+    requests: dict[tuple[str, ...], tuple[Histogram, Histogram, Histogram]] = field(
+        default_factory=dict
+    )
+    active: dict[tuple[str, ...], int] = field(default_factory=dict)
+    ws_open: int = 0
+    ws_messages: dict[str, int] = field(default_factory=dict)
+    parse_errors: dict[str, int] = field(default_factory=dict)
+    lag: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS))
+
+    def apply(self, record: list[Any]) -> None:
+        """Take one wire record (the newest value of its series). Raises ValueError if bad."""
+        if not isinstance(record, list) or not record:
+            raise ValueError("not a metrics record")
+        if record[0] == "r" and len(record) == 9:
+            key = tuple(str(part) for part in record[1:6])
+            self.requests[key] = (
+                Histogram.from_wire(DURATION_BUCKETS, record[6]),
+                Histogram.from_wire(SIZE_BUCKETS, record[7]),
+                Histogram.from_wire(SIZE_BUCKETS, record[8]),
+            )
+        elif record[0] == "s" and len(record) == 2 and isinstance(record[1], dict):
+            scalars = record[1]
+            self.active = {
+                tuple(str(part) for part in item[:-1]): int(item[-1])
+                for item in scalars.get("active", ())
+            }
+            self.ws_open = int(scalars.get("ws_open", 0))
+            self.ws_messages = {str(k): int(v) for k, v in scalars.get("ws_messages", {}).items()}
+            self.parse_errors = {str(k): int(v) for k, v in scalars.get("parse_errors", {}).items()}
+        else:
+            raise ValueError(f"unknown metrics record {record[0]!r}")
+
+
+def merge_into(retired: WorkerValues, gone: WorkerValues) -> None:
+    """Fold a departed worker's counters into the retired totals (gauges are dropped)."""
+    for key, (duration, request_size, response_size) in gone.requests.items():
+        mine = retired.requests.get(key)
+        if mine is None:
+            retired.requests[key] = (duration.copy(), request_size.copy(), response_size.copy())
+        else:
+            mine[0].add(duration)
+            mine[1].add(request_size)
+            mine[2].add(response_size)
+    for direction, count in gone.ws_messages.items():
+        retired.ws_messages[direction] = retired.ws_messages.get(direction, 0) + count
+    for status, count in gone.parse_errors.items():
+        retired.parse_errors[status] = retired.parse_errors.get(status, 0) + count
+    retired.lag.add(gone.lag)
