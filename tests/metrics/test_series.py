@@ -70,14 +70,12 @@ def test_server_total_is_exact_through_replacements(steps: list[tuple[int, str, 
     aggregator = Aggregator()
     workers: dict[int, tuple[int, Store]] = {}
     next_pid = 1000
-    served = 0
-    for slot, route, replace in steps:
+    for served, (slot, route, replace) in enumerate(steps, start=1):
         if replace or slot not in workers:
             next_pid += 1
             workers[slot] = (next_pid, Store())
         pid, store = workers[slot]
         _finish(store, key=("GET", route, "200", "http", "1.1"))
-        served += 1
         records = list(store.changed())
         aggregator.on_metrics(slot, pid, records)
         store.mark_sent(records)
