@@ -29,8 +29,13 @@ EVENTS: Final = (
 
 
 class Observer(Protocol):
-    """Every method is optional; ``request`` is a ``forkloop.web.BaseRequest``."""
+    """Every method is optional; ``request`` is a ``forkloop.web.BaseRequest``.
 
+    ``attach(server)`` is called once with the low-level server, for observers that sample it
+    (``server.connections``; each connection's ``request`` is the one in progress, or None).
+    """
+
+    def attach(self, server: Any) -> None: ...
     def connection_made(self) -> None: ...
     def connection_lost(self) -> None: ...
     def request_started(self, request: Any) -> None: ...

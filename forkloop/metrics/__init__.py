@@ -49,9 +49,15 @@ def setup(app: Any, *, path: str | None = "/metrics") -> Store:
     if observers is None:
         observers = []
         app[OBSERVERS_KEY] = observers
-    observers.append(HttpObserver(store))
+    observer = HttpObserver(store)
+    observers.append(observer)
+
+    def rows() -> list[tuple[str, Any]]:
+        observer.sample_active()
+        return [("0", store.snapshot())]
+
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HttpCollector(lambda: [("0", store.snapshot())]))
+    registry.register(HttpCollector(rows))
     if path is not None:
 
         async def metrics(request: Any) -> Response:

@@ -2,77 +2,82 @@
 
 Owns the mapping from a request to its label values: the method (unknown ones are
 ``_OTHER``), the route *template* (``/users/{id}``; unmatched requests share one fixed value,
-never the raw path), the status, scheme and protocol version. Per request it does a few cached
-lookups and increments. Imports ``forkloop.metrics.series`` only (requests are duck-typed).
+never the raw path), the status, scheme and protocol version. Per request it builds one key of
+raw values and does one dictionary lookup; label strings are made once per new series. Active
+requests are not counted per request: :meth:`HttpObserver.sample_active` counts the requests in
+progress on the server's connections when metrics are sent or scraped.
+Imports ``forkloop.metrics.series`` only (requests and servers are duck-typed).
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from .series import HTTP_METHODS, UNMATCHED_ROUTE, Store
 
 __all__ = ["HttpObserver"]
 
-_VERSIONS: Final = {(1, 1): "1.1", (1, 0): "1.0"}
+
+def _method_label(method: str) -> str:
+    return method if method in HTTP_METHODS else "_OTHER"
+
+
+def _route_label(route: Any) -> str:
+    resource = getattr(route, "resource", None)
+    canonical = getattr(resource, "canonical", None) if resource is not None else None
+    return canonical if isinstance(canonical, str) and canonical else UNMATCHED_ROUTE
+
+
+def _labels(key: Any) -> tuple[str, str, str, str, str]:
+    method, route, status, version, scheme = key
+    return (
+        _method_label(method),
+        _route_label(route),
+        str(status),
+        scheme,
+        f"{version[0]}.{version[1]}",
+    )
 
 
 class HttpObserver:
     """Implements ``forkloop.core.hooks.Observer`` for the metrics store."""
 
-    __slots__ = ("_routes", "_statuses", "store")
+    __slots__ = ("servers", "store")
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._routes: dict[object, str] = {}
-        self._statuses: dict[int, str] = {}
+        self.servers: list[Any] = []
 
-    @staticmethod
-    def _active_key(request: Any) -> tuple[str, str]:
-        method = request.method
-        return (method if method in HTTP_METHODS else "_OTHER", request.scheme)
+    def attach(self, server: Any) -> None:
+        self.servers.append(server)
 
-    def request_started(self, request: Any) -> None:
-        self.store.request_started(self._active_key(request))
+    def sample_active(self) -> None:
+        """Count the requests in progress, by method and scheme, into the store's gauge."""
+        active: dict[tuple[str, str], int] = {}
+        for server in self.servers:
+            for connection in server.connections:
+                request = connection.request
+                if request is not None:
+                    key = (_method_label(request.method), connection.scheme)
+                    active[key] = active.get(key, 0) + 1
+        self.store.set_active(active)
 
     def request_finished(
         self, request: Any, response: Any, duration_s: float, exc: BaseException | None
     ) -> None:
-        active_key = self._active_key(request)
         if response is None:
-            self.store.request_aborted(active_key)
-            return
+            return  # the client left before any response: no status to count it under
+        match_info = getattr(request, "_match_info", None)
+        route = match_info.route if match_info is not None else None
+        head = request._head
         status = response.status
-        status_text = self._statuses.get(status)
-        if status_text is None:
-            status_text = self._statuses[status] = str(status)
-        self.store.request_finished(
-            active_key,
-            (
-                active_key[0],
-                self._route(request),
-                status_text,
-                active_key[1],
-                _VERSIONS.get(request.version) or f"{request.version[0]}.{request.version[1]}",
-            ),
+        self.store.record(
+            (head.method, route, status, head.version, request._protocol.scheme),
+            _labels,
             duration_s,
-            request.content.total_bytes,
+            request._payload.total_bytes,
             response.body_length,
         )
-
-    def _route(self, request: Any) -> str:
-        match_info = getattr(request, "_match_info", None)
-        if match_info is None:
-            return UNMATCHED_ROUTE
-        route = getattr(match_info, "route", None)
-        template = self._routes.get(route)
-        if template is None:
-            resource = getattr(route, "resource", None)
-            canonical = getattr(resource, "canonical", None) if resource is not None else None
-            template = canonical if isinstance(canonical, str) and canonical else UNMATCHED_ROUTE
-            if len(self._routes) < 10_000:
-                self._routes[route] = template
-        return template
 
     def parse_error(self, status: int) -> None:
         errors = self.store.parse_errors

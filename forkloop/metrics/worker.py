@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from forkloop.supervisor.heartbeat import MAX_MESSAGE_BYTES, HeartbeatWriter
@@ -26,8 +27,15 @@ _ENVELOPE = len(b'{"v":1,"k":"metrics","s":[]}\n')
 class PipeSender:
     """Sends a store's changed series over the worker's pipe as ``metrics`` messages."""
 
-    def __init__(self, store: Store, writer: HeartbeatWriter, interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        store: Store,
+        writer: HeartbeatWriter,
+        interval_s: float = 0.5,
+        sample: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
+        self.sample = sample
         self.writer = writer
         self.interval_s = interval_s
         self._flushed = -1
@@ -39,6 +47,8 @@ class PipeSender:
             self._timer = loop.call_later(self.interval_s, self._tick, loop)
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.sample is not None:
+            self.sample()
         self.flush()
         self._timer = loop.call_later(self.interval_s, self._tick, loop)
 
@@ -80,6 +90,7 @@ class WorkerMetricsObserver(HttpObserver):
     def __init__(self, store: Store, sender: PipeSender) -> None:
         super().__init__(store)
         self.sender = sender
+        sender.sample = self.sample_active
         self._started = False
 
     def connection_made(self) -> None:
@@ -88,4 +99,5 @@ class WorkerMetricsObserver(HttpObserver):
             self.sender.start(asyncio.get_running_loop())
 
     def connection_lost(self) -> None:
+        self.sample_active()
         self.sender.flush()

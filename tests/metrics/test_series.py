@@ -19,8 +19,7 @@ ACTIVE = ("GET", "http")
 
 
 def _finish(store: Store, duration: float = 0.01, key: tuple[str, ...] = KEY) -> None:
-    store.request_started(ACTIVE)
-    store.request_finished(ACTIVE, key, duration, 10, 20)  # type: ignore[arg-type]
+    store.record(key, lambda k: k, duration, 10, 20)
 
 
 def test_histogram_buckets_by_upper_bound() -> None:
@@ -43,14 +42,17 @@ def test_changed_sends_each_series_once_until_it_changes() -> None:
     assert [r[0] for r in records] == ["r", "s"]
     store.mark_sent(records)
     assert list(store.changed()) == []
+    store.set_active({})  # unchanged: nothing new to send
+    assert list(store.changed()) == []
     _finish(store)
     again = list(store.changed())
-    assert [r[0] for r in again] == ["r", "s"]
+    assert [r[0] for r in again] == ["r"]  # only the request series changed
     values = WorkerValues()
     for record in json.loads(json.dumps(again)):  # what the pipe carries
         values.apply(record)
     assert values.requests[KEY][0].count == 2  # cumulative: the newest value wins
-    assert values.active == {ACTIVE: 0}
+    store.set_active({ACTIVE: 3})
+    assert [r[0] for r in store.changed()] == ["s"]
 
 
 def test_unsent_changes_are_resent() -> None:
@@ -58,6 +60,8 @@ def test_unsent_changes_are_resent() -> None:
     _finish(store)
     list(store.changed())  # built but never marked sent (the pipe was full)
     assert [r[0] for r in store.changed()] == ["r", "s"]
+    store.mark_sent(list(store.changed()))
+    assert list(store.changed()) == []
 
 
 @given(

@@ -142,6 +142,8 @@ class HttpProtocol(asyncio.Protocol):
         "closing",
         "limits",
         "peername",
+        "request",
+        "scheme",
         "transport",
     )
 
@@ -151,6 +153,8 @@ class HttpProtocol(asyncio.Protocol):
         self.limits = owner.limits
         self.transport: asyncio.Transport | None = None
         self.peername: Any = None
+        self.scheme = "http"
+        self.request: Any = None  # the request being handled (set by the owner), for samplers
         self.closing = False
         self.cancel_on_disconnect = False
         self._parser: RequestParser | None = RequestParser(self.limits)
@@ -186,6 +190,7 @@ class HttpProtocol(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
         self.peername = transport.get_extra_info("peername")
+        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         limits = self.limits
         transport.set_write_buffer_limits(
             high=limits.write_buffer_high_bytes, low=limits.write_buffer_low_bytes

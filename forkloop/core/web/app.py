@@ -50,7 +50,14 @@ if TYPE_CHECKING:
     from .request import Request
     from .response import StreamResponse
 
-__all__ = ["AppKey", "Application", "CleanupError", "NotAppKeyWarning"]
+__all__ = [
+    "AppKey",
+    "Application",
+    "CleanupError",
+    "NotAppKeyWarning",
+    "RequestKey",
+    "ResponseKey",
+]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R", bound=AbstractResource)
@@ -94,7 +101,15 @@ class AppKey(Generic[_T]):
             )
         else:
             t_repr = repr(t)
-        return f"<AppKey({self._name}, type={t_repr})>"
+        return f"<{type(self).__name__}({self._name}, type={t_repr})>"
+
+
+class RequestKey(AppKey[_T]):
+    """A typed key for ``request[key]`` storage (middleware -> handler data)."""
+
+
+class ResponseKey(AppKey[_T]):
+    """A typed key for ``response[key]`` storage (handler -> middleware data)."""
 
 
 class FrozenList(list[_T]):
@@ -312,6 +327,7 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         self._run_middlewares = False
         self._chains: dict[AbstractRoute, Handler] = {}
         self._error_chains: dict[tuple[Application, ...], Handler] = {}
+        self._self_apps = (self,)
 
     # -- dict-like state ------------------------------------------------------------------
 
@@ -557,7 +573,11 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         match_info = router._resolve_sync(request, request.method, request_path(request))
         if match_info is None:
             match_info = await router.resolve(request)
-        match_info.add_app(self)
+        # match_info.add_app(self) and freeze(), inlined: this runs for every request.
+        apps = match_info._apps
+        match_info._apps = (self, *apps) if apps else self._self_apps
+        if match_info._current_app is None:
+            match_info._current_app = self
         match_info._frozen = True
         request._match_info = match_info
 

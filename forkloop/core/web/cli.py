@@ -14,7 +14,7 @@ import inspect
 import logging
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from importlib import import_module
 from typing import Any, NoReturn
 
@@ -79,25 +79,48 @@ def load_entry_func(spec: str) -> Any:
     return func
 
 
+class _NotAnApp(Exception):
+    """init_func's result is not an Application; raised inside run_app's loop."""
+
+
+def _check_app(app: object, entry_func: str) -> Application:
+    if not isinstance(app, Application):
+        raise _NotAnApp(
+            f"{entry_func} must return a web.Application (or an awaitable of one), "
+            f"got {type(app).__name__}"
+        )
+    return app
+
+
+async def _checked(awaitable: Awaitable[object], entry_func: str) -> Application:
+    return _check_app(await awaitable, entry_func)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args, extra_argv = parser.parse_known_args(argv)
     func = load_entry_func(args.entry_func)
     if args.path is not None and not hasattr(socket, "AF_UNIX"):
         _fail("file system paths are not supported on this platform")
-    app = func(extra_argv)
-    if not isinstance(app, Application) and not inspect.isawaitable(app):
-        _fail(
-            f"{args.entry_func} must return a web.Application (or an awaitable of one), "
-            f"got {type(app).__name__}"
+    result = func(extra_argv)
+    try:
+        app = (
+            _checked(result, args.entry_func)
+            if inspect.isawaitable(result)
+            else _check_app(result, args.entry_func)
         )
+    except _NotAnApp as exc:
+        _fail(str(exc))
     logging.basicConfig(level=logging.DEBUG)
     if args.path is not None and args.hostname is None:
         host = port = None
     else:
         host = args.hostname or "localhost"
         port = args.port
-    run_app(app, host=host, port=port, path=args.path)
+    try:
+        run_app(app, host=host, port=port, path=args.path)
+    except _NotAnApp as exc:
+        _fail(str(exc))
     print("Stopped", file=sys.stderr)
 
 

@@ -8,7 +8,6 @@ carry no body (204, 205, 304) leave it empty.
 Imports: ``forkloop.core.web.response`` only.
 """
 
-# ruff: noqa: N818 - the class names are aiohttp.web's public API
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -290,6 +290,12 @@ async def _wait_buffer_empty(transport: Any) -> None:
         await asyncio.sleep(0.001)
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    # add_writer is level-triggered: it may fire again before the waiter's coroutine runs.
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 async def _sendfile_fd(transport: Any, fileno: int, offset: int, count: int) -> int:
     """``os.sendfile`` to a duplicate of the transport's socket (uvloop path)."""
     sock = transport.get_extra_info("socket")
@@ -307,13 +313,13 @@ async def _sendfile_fd(transport: Any, fileno: int, offset: int, count: int) -> 
                 n = os.sendfile(fd, fileno, offset + sent, count - sent)
             except BlockingIOError:
                 ready = loop.create_future()
-                loop.add_writer(fd, ready.set_result, None)
+                loop.add_writer(fd, _wake, ready)
+                # Wake at least every second to notice a transport closed under us.
+                timer = loop.call_later(1.0, _wake, ready)
                 try:
-                    # Wake at least every second to notice a transport closed under us.
-                    await asyncio.wait_for(asyncio.shield(ready), 1.0)
-                except TimeoutError:
-                    pass
+                    await ready
                 finally:
+                    timer.cancel()
                     loop.remove_writer(fd)
                 continue
             except (BrokenPipeError, ConnectionError) as exc:
@@ -419,6 +425,8 @@ class FileResponse(StreamResponse):
             self.set_status(416)
             headers["Content-Range"] = f"bytes */{size}"
             return await self._finish_empty(request)
+        if decision.status == 206:
+            self._compression = False  # byte ranges are of the file as stored
         if decision.status == 206 and len(decision.ranges) > 1:
             return await self._send_multirange(request, opened, ctype, decision.ranges)
         headers["Content-Type"] = ctype

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from .multipart import BodyPartReader, MultipartReader, bad_request
+from .multipart import BodyPartReader, MultipartReader, bad_request, too_large
 
 __all__ = ["FileField"]
 
@@ -62,16 +62,12 @@ class FormRequest(Protocol):
 
     @property
     def client_max_size(self) -> int: ...
+    @property
+    def content_length(self) -> int | None: ...
 
     async def read(self) -> bytes: ...
     async def multipart(self) -> Any: ...
     def add_cleanup(self, callback: Callable[[], None]) -> None: ...
-
-
-def _too_large(max_size: int, actual: int) -> Exception:
-    from .exceptions import HTTPRequestEntityTooLarge
-
-    return HTTPRequestEntityTooLarge(max_size, actual)
 
 
 def _too_many_fields(max_fields: int) -> Exception:
@@ -118,8 +114,12 @@ async def read_post(
 async def _read_multipart(
     request: FormRequest, max_fields: int, spool_max_bytes: int
 ) -> MultiDict[PostValue]:
-    reader = await request.multipart()
     max_size = request.client_max_size
+    declared = request.content_length
+    if max_size > 0 and declared is not None and declared > max_size:
+        # Refuse before reading: with "Expect: 100-continue" the body is never sent.
+        raise too_large(max_size, declared)
+    reader = await request.multipart()
     form = _MultipartForm(request.content, max_size, max_fields, spool_max_bytes)
     try:
         while (field := await reader.next()) is not None:
@@ -156,7 +156,7 @@ class _MultipartForm:
     def check_size(self) -> None:
         total: int = getattr(self.content, "total_bytes", 0)
         if 0 < self.max_size < total:
-            raise _too_large(self.max_size, total)
+            raise too_large(self.max_size, total)
 
     def check_count(self) -> None:
         if 0 < self.max_fields <= len(self.out):
@@ -182,7 +182,7 @@ class _MultipartForm:
         if field.filename:  # aiohttp: an empty filename (no file chosen) is a plain field
             self.out.add(name, await self.spool(field, name))
             return
-        value = field.decode(await self.read_raw(field))
+        value = field.decode(await self.read_raw(field), max_size=self.max_size)
         ctype = field.headers.get("Content-Type")
         if ctype is not None and not ctype.lower().startswith("text/"):
             self.out.add(name, bytearray(value))
@@ -215,7 +215,7 @@ class _MultipartForm:
 
         if part.headers.get("Content-Transfer-Encoding") or part.headers.get("Content-Encoding"):
             # Encoded file parts are rare (RFC 7578 section 4.7 deprecates them): decode whole.
-            await write(part.decode(await self.read_raw(part)))
+            await write(part.decode(await self.read_raw(part), max_size=self.max_size))
         else:
             while chunk := await part.read_chunk(_CHUNK):
                 self.check_size()

@@ -107,12 +107,17 @@ class Server:
         self._access_logger: AbstractAccessLogger | None = (
             access_log_class(access_log, access_log_format) if access_log is not None else None
         )
-        self._observers = Observers(observers)
+        observers = list(observers)
+        self.observers = self._observers = Observers(observers)
         self._intercept = intercept
         self._debug = debug
         self._dates = DateCache()
         self.connections = ConnectionRegistry()
         self.requests_count = 0
+        for observer in observers:  # observers that sample the server (in-flight requests)
+            attach = getattr(observer, "attach", None)
+            if attach is not None:
+                attach(self)
 
     @property
     def handler(self) -> Handler:
@@ -167,6 +172,7 @@ class Server:
         """One request cycle; the protocol runs these one at a time, in order."""
         self.requests_count += 1
         request = self._request_factory(head, payload, protocol, None)
+        protocol.request = request
         observers = self._observers
         timed = observers.active or (
             self._access_logger is not None and self._access_logger.enabled
@@ -194,6 +200,7 @@ class Server:
             protocol.force_close()
             self._logger.exception("Error handling request after the response started")
         finally:
+            protocol.request = None
             request._finish()
             if timed:
                 self._after(request, response, self._loop.time() - started, failure)

@@ -52,6 +52,13 @@ def bad_request(reason: str) -> Exception:
     return HTTPBadRequest(text=f"400: Bad Request ({reason})")
 
 
+def too_large(max_size: int, actual: int) -> Exception:
+    """413: ``HTTPRequestEntityTooLarge(max_size, actual_size)``."""
+    from .exceptions import HTTPRequestEntityTooLarge
+
+    return HTTPRequestEntityTooLarge(max_size, actual)
+
+
 class MultipartReader:
     """Reads the parts of a ``multipart/*`` body: ``await reader.next()`` or ``async for``."""
 
@@ -183,6 +190,7 @@ class BodyPartReader:
         self._subtype = subtype
         self._default_charset = default_charset
         self._pending = b""
+        self._pos = 0
         self._end_seen = False
         disptype, self._disp_params = parse_content_disposition(headers.get("Content-Disposition"))
         self._disptype = disptype
@@ -202,7 +210,7 @@ class BodyPartReader:
 
     def at_eof(self) -> bool:
         """True once all of this part's data was read."""
-        return self._end_seen and not self._pending
+        return self._end_seen and self._pos >= len(self._pending)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iter_chunks()
@@ -219,8 +227,9 @@ class BodyPartReader:
 
     async def read_chunk(self, size: int = chunk_size) -> bytes:
         """Up to ``size`` raw bytes of the part; ``b""`` at its end."""
-        data = self._pending
-        if not data:
+        pending = self._pending
+        pos = self._pos
+        if pos >= len(pending):
             if self._end_seen:
                 return b""
             event = await self._reader._next_event()
@@ -229,14 +238,18 @@ class BodyPartReader:
                 return b""
             if type(event) is not PartData:  # the parser guarantees this order
                 raise bad_request("unexpected multipart event inside a part")
-            data = event.data
-        if len(data) > size:
-            self._pending = data[size:]
-            return data[:size]
+            pending = self._pending = event.data
+            pos = 0
+        end = pos + size
+        if end < len(pending):
+            # Hand out a slice and keep an offset: re-slicing the rest would copy it each time.
+            self._pos = end
+            return pending[pos:end]
         self._pending = b""
+        self._pos = 0
         if not self._end_seen and self._reader._pop_queued_part_end():
             self._end_seen = True
-        return data
+        return pending[pos:] if pos else pending
 
     async def readline(self) -> bytes:
         """The next line of the part, up to and including ``\\n`` (or the part's end)."""
@@ -245,7 +258,8 @@ class BodyPartReader:
             i = chunk.find(b"\n")
             if i != -1:
                 out += chunk[: i + 1]
-                self._pending = chunk[i + 1 :] + self._pending
+                self._pending = chunk[i + 1 :] + self._pending[self._pos :]
+                self._pos = 0
                 break
             out += chunk
         return bytes(out)
@@ -286,8 +300,12 @@ class BodyPartReader:
         _, params = parse_header_params(self.headers.get("Content-Type", ""))
         return params.get("charset") or self._default_charset or default
 
-    def decode(self, data: bytes | bytearray) -> bytes:
-        """Undo ``Content-Transfer-Encoding`` then ``Content-Encoding`` (400 when malformed)."""
+    def decode(self, data: bytes | bytearray, *, max_size: int = 0) -> bytes:
+        """Undo ``Content-Transfer-Encoding`` then ``Content-Encoding`` (400 when malformed).
+
+        ``max_size`` > 0 bounds the decompressed size (413 past it): a few kilobytes of gzip
+        can expand to gigabytes.
+        """
         cte = self.headers.get("Content-Transfer-Encoding", "").strip().lower()
         raw = bytes(data)
         if cte == "base64":
@@ -311,7 +329,10 @@ class BodyPartReader:
             else:
                 wbits = 16 + zlib.MAX_WBITS
             d = zlib.decompressobj(wbits)
-            out = d.decompress(raw) + d.flush()
+            out = d.decompress(raw, max_size + 1) if max_size > 0 else d.decompress(raw)
+            if max_size > 0 and len(out) > max_size:
+                raise too_large(max_size, len(out))
+            out += d.flush()
         except zlib.error:
             raise bad_request(f"invalid {ce} data in a multipart part") from None
         return out

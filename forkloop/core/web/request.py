@@ -215,12 +215,8 @@ class BaseRequest(MutableMapping[str, Any]):
 
     @property
     def scheme(self) -> str:
-        cache = self._cache
-        if "scheme" not in cache:
-            transport = self._protocol.transport
-            ssl = transport.get_extra_info("sslcontext") if transport is not None else None
-            cache["scheme"] = "https" if ssl else "http"
-        return str(cache["scheme"])
+        scheme = self._cache.get("scheme")  # set only by clone(scheme=...)
+        return self._protocol.scheme if scheme is None else str(scheme)
 
     @property
     def remote(self) -> str | None:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple
 
 from ..hooks import OBSERVERS_KEY, Observers
 from ..server.protocol import HttpProtocol
@@ -48,16 +49,12 @@ if TYPE_CHECKING:
     from .writer import PayloadWriter
 
 __all__ = [
-    "MsgType",
     "WSCloseCode",
     "WSMessage",
     "WSMsgType",
-    "WebSocketError",
     "WebSocketReady",
     "WebSocketResponse",
 ]
-
-MsgType = WSMsgType  # aiohttp's old alias
 
 THRESHOLD_CONNLOST_ACCESS: Final = 5
 _TEXT: Final = WSMsgType.TEXT
@@ -71,6 +68,8 @@ WS_CLOSING_MESSAGE: Final = WSMessage(WSMsgType.CLOSING, None, None)
 # How often an open socket checks whether its server began shutting down, when the connection
 # offers no shutdown callback (see _watch_shutdown).
 _SHUTDOWN_POLL_S: Final = 0.25
+# At most this many bytes of answers wait in a batch (see WebSocketResponse._cork).
+_CORK_MAX_BYTES: Final = 64 * 1024
 
 _observer_cache: dict[int, tuple[object, Observers]] = {}
 
@@ -138,6 +137,11 @@ class WebSocketResponse(StreamResponse):
         self._writer_limit = writer_limit
         self._ws_protocol: str | None = None
         self._compress = False
+        self._ws_plain = False  # prepared, without permessage-deflate: the send fast path
+        self._more = False  # messages remain queued after the one just received
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._uncork_scheduled = False
         self._conn: HttpProtocol | None = None
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -160,8 +164,9 @@ class WebSocketResponse(StreamResponse):
         self._conn_lost = 0
         self._heartbeat_handle: asyncio.TimerHandle | None = None
         self._pong_handle: asyncio.TimerHandle | None = None
-        self._shutdown_handle: asyncio.TimerHandle | None = None
         self._linger_handle: asyncio.TimerHandle | None = None
+        self._failure: WebSocketError | None = None  # a close deferred until answers went out
+        self._failure_handle: asyncio.TimerHandle | None = None
         self._seen = False
         self._opened = False
 
@@ -212,6 +217,7 @@ class WebSocketResponse(StreamResponse):
         self._reader = FrameReader(max_msg_size=self._max_msg_size, compress=deflate is not None)
         self._writer = FrameWriter(deflate=deflate)
         self._compress = deflate is not None
+        self._ws_plain = deflate is None
         self._obs = _observers(request)
         if self._obs is not None:
             for hook in self._obs.ws_opened:
@@ -220,6 +226,16 @@ class WebSocketResponse(StreamResponse):
         conn.switch_protocol(self._on_data, self._on_eof)
         self._reset_heartbeat()
         self._watch_shutdown()
+        return writer
+
+    def _make_writer(self, request: BaseRequest, body_length: int | None) -> PayloadWriter:
+        writer = super()._make_writer(request, body_length)
+        # Workaround until the engine knows upgrades: it sees the upgraded connection as not
+        # keep-alive and appends "Connection: close" to the 101, next to our
+        # "Connection: upgrade". Drop that line; the socket stays open as a WebSocket.
+        head = writer._head
+        if head is not None:
+            writer._head = head.replace(b"\r\nConnection: close\r\n", b"\r\n", 1)
         return writer
 
     # -- properties ---------------------------------------------------------------------
@@ -262,9 +278,29 @@ class WebSocketResponse(StreamResponse):
             return
         messages = reader.feed(data)
         if messages:
-            self._deliver(messages)
+            if len(messages) == 1 and self._obs is None and not self._closed:
+                # The common case: one data message and nobody observing.
+                msg = messages[0]
+                t = msg[0]
+                if t is _TEXT or t is _BINARY:
+                    self._queue.append(msg)
+                    size = self._queued_bytes = self._queued_bytes + len(msg[1])
+                    waiter = self._waiter
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
+                    if size > self._read_high:
+                        self._pause_reading()
+                else:
+                    self._deliver(messages)
+            else:
+                self._deliver(messages)
         if reader.error is not None:
             self._fail(reader.error)
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and self._conn is not None:
+            self._read_paused = True
+            self._conn.pause_reading()
 
     def _deliver(self, messages: list[WSMessage]) -> None:
         queue = self._queue
@@ -273,12 +309,14 @@ class WebSocketResponse(StreamResponse):
         size = self._queued_bytes
         for msg in messages:
             t = msg.type
-            if obs is not None and obs.ws_message:
-                for hook in obs.ws_message:
-                    hook(self._request, "received")
             if t is _TEXT or t is _BINARY:
+                if self._closed:
+                    continue  # our close went out: later data is discarded (RFC 6455 §5.5.1)
                 size += len(msg.data)
                 queue.append(msg)
+                if obs is not None:
+                    for hook in obs.ws_message:
+                        hook(self._request, "received")
             elif t is _PING:
                 if autoping:
                     self._send_control(0xA, msg.data)
@@ -290,9 +328,8 @@ class WebSocketResponse(StreamResponse):
             else:
                 self._on_close_frame(msg)
         self._queued_bytes = size
-        if size > self._read_high and not self._read_paused and self._conn is not None:
-            self._read_paused = True
-            self._conn.pause_reading()
+        if size > self._read_high:
+            self._pause_reading()
         waiter = self._waiter
         if waiter is not None and queue and not waiter.done():
             waiter.set_result(None)
@@ -313,19 +350,41 @@ class WebSocketResponse(StreamResponse):
     def _fail(self, exc: WebSocketError) -> None:
         """The peer broke the protocol: close with the error's code and tell ``receive()``."""
         self._exception = exc
-        self._queue.append(WSMessage(_ERROR, exc, None))
+        self._cancel_heartbeat()
+        queue = self._queue
+        answered_first = bool(queue)
+        queue.append(WSMessage(_ERROR, exc, None))
         self._wake()
         if self._closed:
             self._close_transport()
             return
-        self._closed = True
         self._close_code = exc.code
-        self._cancel_heartbeat()
+        if answered_first and self._loop is not None:
+            # Messages that arrived before the violation are still queued: let the handler
+            # answer them first; the close goes out when it reaches the ERROR message (or
+            # after ``timeout`` if it stops reading).
+            self._failure = exc
+            self._failure_handle = self._loop.call_later(self._timeout, self._send_failure)
+            return
+        self._send_failure()
+
+    def _send_failure(self) -> None:
+        exc = self._failure or self._exception
+        self._failure = None
+        if self._failure_handle is not None:
+            self._failure_handle.cancel()
+            self._failure_handle = None
+        if self._closed or not isinstance(exc, WebSocketError):
+            return
+        self._closed = True
         transport = self._transport
         if transport is None or transport.is_closing():
             return
+        self._more = False
+        self._uncork()
         if self._writer is not None:
-            transport.write(self._writer.close(exc.code, exc.message.encode()[:123]))
+            reason = exc.message.encode()[:123].decode("utf-8", "ignore")
+            transport.write(self._writer.close(exc.code, reason))
         # Half-close so the peer reads our close and closes first; give it a moment.
         if transport.can_write_eof():
             transport.write_eof()
@@ -341,12 +400,12 @@ class WebSocketResponse(StreamResponse):
             self._close_code = WSCloseCode.ABNORMAL_CLOSURE
         self._closed = True
         self._cancel_heartbeat()
-        if self._shutdown_handle is not None:
-            self._shutdown_handle.cancel()
-            self._shutdown_handle = None
         if self._linger_handle is not None:
             self._linger_handle.cancel()
             self._linger_handle = None
+        if self._failure_handle is not None:
+            self._failure_handle.cancel()
+            self._failure_handle = None
         waiter = self._close_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -371,18 +430,18 @@ class WebSocketResponse(StreamResponse):
         while True:
             if queue:
                 msg = queue.popleft()
+                self._more = bool(queue)
                 t = msg.type
                 if t is _TEXT or t is _BINARY:
                     self._queued_bytes -= len(msg.data)
                     if self._read_paused and self._queued_bytes <= self._read_high >> 2:
-                        self._read_paused = False
-                        if self._conn is not None:
-                            self._conn.resume_reading()
+                        self._resume_reading()
                     return msg
                 if t is _CLOSE:
                     if not self._closed and self._autoclose:
                         await self.close(code=_echo_code(msg.data))
-                    return msg
+                elif t is _ERROR and self._failure is not None:
+                    self._send_failure()
                 return msg
             if self._reader is None:
                 raise RuntimeError("Call .prepare() first")
@@ -439,19 +498,39 @@ class WebSocketResponse(StreamResponse):
 
     async def __anext__(self) -> WSMessage:
         queue = self._queue
-        if queue and (queue[0].type is _TEXT or queue[0].type is _BINARY):
-            # The common case without a second coroutine: a data message is waiting.
-            msg = queue.popleft()
-            self._queued_bytes -= len(msg.data)
-            if self._read_paused and self._queued_bytes <= self._read_high >> 2:
-                self._read_paused = False
-                if self._conn is not None:
-                    self._conn.resume_reading()
+        while True:
+            if queue:
+                t = queue[0][0]
+                if t is _TEXT or t is _BINARY:
+                    msg = queue.popleft()
+                    self._more = bool(queue)
+                    self._queued_bytes -= len(msg[1])
+                    if self._read_paused and self._queued_bytes <= self._read_high >> 2:
+                        self._resume_reading()
+                    return msg
+            elif (
+                self._waiter is None
+                and self._receive_timeout is None
+                and self._loop is not None
+                and not (self._closed or self._closing)
+            ):
+                # Nothing queued on an open socket: wait here rather than through receive().
+                waiter = self._waiter = self._loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
+                continue
+            msg = await self.receive()
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                raise StopAsyncIteration
             return msg
-        msg = await self.receive()
-        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-            raise StopAsyncIteration
-        return msg
+
+    def _resume_reading(self) -> None:
+        if self._read_paused:
+            self._read_paused = False
+            if self._conn is not None:
+                self._conn.resume_reading()
 
     # -- sending ------------------------------------------------------------------------
 
@@ -463,28 +542,88 @@ class WebSocketResponse(StreamResponse):
             raise ConnectionResetError("Cannot write to closing transport")
         return writer
 
+    def _observe_sent(self) -> None:
+        obs = self._obs
+        if obs is not None:
+            for hook in obs.ws_message:
+                hook(self._request, "sent")
+
     async def _flush(self) -> None:
+        """After a data message: tell observers, then apply backpressure."""
+        if self._obs is not None:
+            self._observe_sent()
+        await self._drain()
+
+    async def _drain(self) -> None:
         """Backpressure: wait while the transport's buffer is over its high-water mark."""
         conn = self._conn
-        if conn is not None:
-            if self._obs is not None and self._obs.ws_message:
-                for hook in self._obs.ws_message:
-                    hook(self._request, "sent")
-            if conn._write_paused:  # the engine's hot-path flag (as PayloadWriter)
-                await conn.drain()
+        if conn is not None and conn._write_paused:  # the engine's flag, as PayloadWriter uses
+            await conn.drain()
 
     def _write(self, frame: bytes) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
-        transport.write(frame)
+        if self._more or self._pending:
+            self._cork(frame)
+        else:
+            transport.write(frame)
+
+    def _cork(self, frame: bytes) -> None:
+        """Batch frames while the handler still has queued messages to answer.
+
+        A client that pipelines gets its answers in one ``write`` per batch instead of one
+        per message; the batch goes out when the queue is empty, past ``_CORK_MAX_BYTES``,
+        or at the latest on the next loop iteration.
+        """
+        pending = self._pending
+        pending.append(frame)
+        self._pending_size += len(frame)
+        if not self._more or self._pending_size > _CORK_MAX_BYTES:
+            self._uncork()
+        elif not self._uncork_scheduled and self._loop is not None:
+            self._uncork_scheduled = True
+            self._loop.call_soon(self._uncork)
+
+    def _uncork(self) -> None:
+        self._uncork_scheduled = False
+        pending = self._pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self._pending_size = 0
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
     async def send_str(self, data: str, compress: int | bool | None = None) -> None:
         if not isinstance(data, str):
             raise TypeError(f"data argument must be str ({type(data)!r})")
-        writer = self._check_open()
-        self._write(writer.message(1, data.encode("utf-8"), _compress_flag(compress)))
-        await self._flush()
+        payload = data.encode("utf-8")
+        transport = self._transport
+        if (
+            self._ws_plain
+            and compress is None
+            and len(payload) < 126
+            and not self._closed
+            and transport is not None
+        ):
+            # The common case inlined: a short text frame on an uncompressed connection.
+            if transport.is_closing():
+                raise ConnectionResetError("Cannot write to closing transport")
+            if self._more or self._pending:
+                self._cork(bytes((0x81, len(payload))) + payload)
+            else:
+                transport.write(bytes((0x81, len(payload))) + payload)
+        else:
+            writer = self._check_open()
+            self._write(writer.message(1, payload, _compress_flag(compress)))
+        if self._obs is not None:
+            self._observe_sent()
+        conn = self._conn
+        if conn is not None and conn._write_paused:  # the engine's flag, as PayloadWriter uses
+            await conn.drain()
 
     async def send_bytes(
         self, data: bytes | bytearray | memoryview, compress: int | bool | None = None
@@ -514,8 +653,12 @@ class WebSocketResponse(StreamResponse):
             self._write(writer.message(op, bytes(message), _compress_flag(compress)))
         elif op in (9, 10):
             self._write(writer.control(op, bytes(message)))
+            await self._drain()
+            return
         elif op == 8:
-            await self.close(message=bytes(message)[2:])
+            payload = bytes(message)
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else WSCloseCode.OK
+            await self.close(code=code, message=payload[2:])
             return
         else:
             raise ValueError(f"cannot send a frame with opcode {op}")
@@ -525,13 +668,13 @@ class WebSocketResponse(StreamResponse):
         writer = self._check_open()
         payload = message.encode("utf-8") if isinstance(message, str) else bytes(message)
         self._write(writer.control(0x9, payload))
-        await self._flush()
+        await self._drain()
 
     async def pong(self, message: bytes | str = b"") -> None:
         writer = self._check_open()
         payload = message.encode("utf-8") if isinstance(message, str) else bytes(message)
         self._write(writer.control(0xA, payload))
-        await self._flush()
+        await self._drain()
 
     def _send_control(self, opcode: int, payload: bytes) -> None:
         """Answer a ping from the data callback (no await): bounded by pausing the reads."""
@@ -587,6 +730,7 @@ class WebSocketResponse(StreamResponse):
             return False
         frame = writer.close(code, message)
         self._closed = True
+        self._more = False
         try:
             self._write(frame)
             if drain and self._conn is not None:
@@ -676,26 +820,18 @@ class WebSocketResponse(StreamResponse):
 
     def _watch_shutdown(self) -> None:
         """Close with 1001 when the server shuts down (RFC 6455 section 7.4.1)."""
-        conn = self._conn
-        register = getattr(conn, "add_shutdown_callback", None)
+        register = getattr(self._conn, "add_shutdown_callback", None)
         if register is not None:
             register(self._on_server_shutdown)
-            return
-        # The connection offers no callback: look at its ``closing`` flag now and then.
-        self._poll_shutdown()
-
-    def _poll_shutdown(self) -> None:
-        self._shutdown_handle = None
-        conn = self._conn
-        if self._closed or conn is None or self._loop is None:
-            return
-        if conn.closing:
-            self._on_server_shutdown()
-            return
-        self._shutdown_handle = self._loop.call_later(_SHUTDOWN_POLL_S, self._poll_shutdown)
+        elif self._loop is not None:
+            # The connection offers no shutdown callback: one watcher per loop looks at the
+            # connections' ``closing`` flags (set by the server's staged shutdown).
+            _ShutdownWatch.of(self._loop).add(self)
 
     def _on_server_shutdown(self) -> None:
         if self._closed or self._loop is None:
+            return
+        if self._conn is not None and self._conn.transport is None:
             return
         self._loop.create_task(self._close_going_away())
 
@@ -704,6 +840,43 @@ class WebSocketResponse(StreamResponse):
             await self.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         except ConnectionError:  # pragma: no cover - the peer left meanwhile
             self._close_transport()
+
+
+class _ShutdownWatch:
+    """Finds the open WebSockets whose connection the server has begun to shut down."""
+
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ShutdownWatch]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._sockets: weakref.WeakSet[WebSocketResponse] = weakref.WeakSet()
+        self._handle: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _ShutdownWatch:
+        watch = cls._by_loop.get(loop)
+        if watch is None:
+            watch = cls._by_loop[loop] = cls(loop)
+        return watch
+
+    def add(self, ws: WebSocketResponse) -> None:
+        self._sockets.add(ws)
+        if self._handle is None:
+            self._handle = self._loop.call_later(_SHUTDOWN_POLL_S, self._tick)
+
+    def _tick(self) -> None:
+        self._handle = None
+        for ws in list(self._sockets):
+            conn = ws._conn
+            if ws._closed or conn is None or conn.transport is None:
+                self._sockets.discard(ws)
+            elif conn.closing:
+                self._sockets.discard(ws)
+                ws._on_server_shutdown()
+        if self._sockets and not self._loop.is_closed():
+            self._handle = self._loop.call_later(_SHUTDOWN_POLL_S, self._tick)
 
 
 def _compress_flag(compress: int | bool | None) -> bool | None:

@@ -35,6 +35,9 @@ _PONG = WSMsgType.PONG
 _DATA_TYPES = {1: _TEXT, 2: _BINARY}
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _UNBOUNDED = 1 << 64
+_SHORT = 128  # payloads shorter than this are unmasked inline
+_SHORT_REPEAT = _SHORT // 4
+_new = tuple.__new__
 
 
 def parse_close_payload(payload: bytes) -> tuple[int, str]:
@@ -188,13 +191,21 @@ class FrameReader:
                 and end <= n
             ):
                 # Fast path: a whole unfragmented, uncompressed text or binary message.
-                payload = data[start:end]
                 if mask:
-                    payload = apply_mask(mask, payload)
-                if b0 == 0x81:
-                    out.append(WSMessage(_TEXT, payload.decode("utf-8"), ""))
+                    if length < _SHORT:
+                        # Inline XOR of short payloads as integers (no call, no copy).
+                        payload = (
+                            int.from_bytes(data[start:end], "little")
+                            ^ int.from_bytes((mask * _SHORT_REPEAT)[:length], "little")
+                        ).to_bytes(length, "little")
+                    else:
+                        payload = apply_mask(mask, data[start:end])
                 else:
-                    out.append(WSMessage(_BINARY, payload, ""))
+                    payload = data[start:end]
+                if b0 == 0x81:
+                    out.append(_new(WSMessage, (_TEXT, payload.decode("utf-8"), "")))
+                else:
+                    out.append(_new(WSMessage, (_BINARY, payload, "")))
                 pos = end
                 continue
             self._check_header(b0, masked, length)
