@@ -51,6 +51,7 @@ def test_changed_sends_each_series_once_until_it_changes() -> None:
     for record in json.loads(json.dumps(again)):  # what the pipe carries
         values.apply(record)
     assert values.requests[KEY][0].count == 2  # cumulative: the newest value wins
+    store.mark_sent(again)
     store.set_active({ACTIVE: 3})
     assert [r[0] for r in store.changed()] == ["s"]
 

@@ -65,5 +65,5 @@ async def test_setup_without_mounting() -> None:
                 assert r.status == 200
     finally:
         await runner.cleanup()
-    counts = {key[1]: series.duration.count for key, series in store.requests.items()}
+    counts = {labels[1]: series.duration.count for labels, series in store.series().items()}
     assert counts == {"_unmatched": 1, "/": 1}
