@@ -124,6 +124,17 @@ def cpu_busy_seconds(cpu: int) -> tuple[float, float]:
     return (float("nan"), float("nan"))
 
 
+def proc_rss_mib(pid: int) -> float:
+    """Resident set size of the process in MiB (VmRSS of /proc/PID/status)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 @dataclass
 class ServerProcess:
     """One server started by the harness, known by its PID; stopped by that PID only."""
@@ -189,6 +200,9 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         return proc_cpu_seconds(self.pid)
+
+    def rss_mib(self) -> float:
+        return proc_rss_mib(self.pid)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout_s``; only this PID."""

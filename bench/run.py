@@ -25,8 +25,10 @@ import datetime as dt
 import json
 import math
 import os
+import resource
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,6 +63,9 @@ from common import (
 )
 
 PY = sys.executable
+LOOP_LINE = "bench-peer event loop: "  # printed by peers/web_app.py at startup
+# Below this median share of its CPU, a server was not the bottleneck of its run.
+UNSATURATED_BUSY = 0.85
 
 
 # ---------------------------------------------------------------------------- the tests
@@ -168,8 +173,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="a fast check: 2 s runs, 1 round, 1 s warm-up; docs untouched",
     )
-    parser.add_argument("-c", "--connections", type=int, default=64)
-    parser.add_argument("-t", "--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument(
+        "-c", "--connections", type=int, default=64, help="wrk connections (default 64)"
+    )
+    parser.add_argument("-t", "--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument(
         "-d", "--duration", type=int, help="whole seconds per run (default 5; wrk takes integers)"
     )
@@ -183,10 +190,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=",".join(SCENARIOS),
         help=f"comma-separated subset of: {', '.join(SCENARIOS)}",
     )
-    parser.add_argument("--server-cpu", type=int, default=0)
-    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--server-cpu", type=int, default=0, help="CPU of the servers (0)")
+    parser.add_argument("--client-cpu", type=int, default=1, help="CPU of wrk (1)")
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
-    parser.add_argument("--start-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--start-timeout", type=float, default=30.0, help="seconds a server has to answer (30)"
+    )
     parser.add_argument(
         "--no-http",
         action="store_true",
@@ -198,14 +207,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--extra-timeout", type=float, default=900.0, help="seconds allowed to each other benchmark"
     )
-    parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=BENCH_DIR / "results",
+        help="JSON results (bench/results)",
+    )
     parser.add_argument(
         "--chart",
         type=Path,
         help="PNG path (default docs/benchmarks.png; results dir when --quick)",
     )
-    parser.add_argument("--no-chart", action="store_true")
-    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-chart", action="store_true", help="write no PNG chart")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=ROOT / "docs" / "benchmarks.md",
+        help="page whose results block a full run refreshes",
+    )
     parser.add_argument(
         "--no-docs",
         action="store_true",
@@ -236,6 +255,20 @@ def _subset(parser: argparse.ArgumentParser, flag: str, text: str, known: Any) -
 # ------------------------------------------------------------------------------ running
 
 
+def children_cpu_seconds() -> float:
+    """CPU seconds of our waited-for children (each wrk run, once it has ended)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def others_share(before: tuple[float, float], after: tuple[float, float], ours_s: float) -> float:
+    """Share of one CPU's time between two /proc/stat readings spent on work that is not ours."""
+    elapsed = after[1] - before[1]
+    if not elapsed > 0:
+        return math.nan
+    return min(1.0, max(0.0, (after[0] - before[0] - ours_s) / elapsed))
+
+
 class HttpBench:
     """Starts the peers, checks their answers, runs the interleaved wrk rounds, stops them."""
 
@@ -248,6 +281,7 @@ class HttpBench:
         self.skipped: dict[str, str] = {}
         self.runs: list[dict[str, Any]] = []
         self.server_cpu = None if args.no_pin else args.server_cpu
+        self.client_cpu = None if args.no_pin else args.client_cpu
 
     def _log(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -259,41 +293,66 @@ class HttpBench:
         self.notes.append(f"{PEERS[key].label}: {note}")
         self._log(f"  {key}: {status}: {note}")
 
+    def _start(self, key: str) -> ServerProcess:
+        peer = PEERS[key]
+        port = free_port()
+        server = ServerProcess(key, pinned(self.server_cpu, peer.command(port)), port)
+        self.peer_status[key] = {"label": peer.label, "argv": peer.command(port)}
+        self._log(f"starting {key} on {HOST}:{port}")
+        server.start()
+        self.servers[key] = server
+        return server
+
+    def _wait_ready(self, key: str, server: ServerProcess) -> None:
+        try:
+            server.wait_ready(self.args.start_timeout)
+        except ServerExitedError as exc:
+            if "address already in use" not in exc.output.lower():
+                raise
+            # Another process took the port between free_port() and the bind: once more.
+            server.stop()
+            self._start(key).wait_ready(self.args.start_timeout)
+
     def start_all(self) -> None:
         for key in self.args.peer_keys:
-            peer = PEERS[key]
-            if not any(s in self.args.scenario_names for s in peer.scenarios):
-                continue
-            port = free_port()
-            server = ServerProcess(key, pinned(self.server_cpu, peer.command(port)), port)
-            self.peer_status[key] = {"label": peer.label, "argv": peer.command(port)}
-            self._log(f"starting {key} on {HOST}:{port}")
-            server.start()
-            self.servers[key] = server
+            if any(s in self.args.scenario_names for s in PEERS[key].scenarios):
+                self._start(key)
         for key, server in list(self.servers.items()):
             try:
-                server.wait_ready(self.args.start_timeout)
+                self._wait_ready(key, server)
+                server = self.servers[key]
                 self._check_answers(key, server)
             except ServerExitedError as exc:
-                del self.servers[key]
-                server.stop()
+                self.servers.pop(key, server).stop()
                 self.peer_status[key]["output"] = exc.output
                 last = exc.output.splitlines()[-1].strip() if exc.output else "no output"
                 if exc.returncode == EXIT_UNSUPPORTED:
                     self._mark(key, "skipped", last)
                 else:
                     self._mark(key, "failed", f"did not start (exit {exc.returncode}): {last}")
-            except BenchError as exc:
-                del self.servers[key]
-                server.stop()
-                self._mark(key, "failed", str(exc))
+            except (BenchError, OSError, ValueError) as exc:
+                self.servers.pop(key, server).stop()
+                said = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {exc}"
+                self._mark(key, "failed", said)
             else:
                 self.peer_status[key]["status"] = "ok"
+                self._check_loop(key, server)
+
+    def _check_loop(self, key: str, server: ServerProcess) -> None:
+        """Record the event loop the aiohttp/forkloop app reported; both must be on uvloop."""
+        for line in server.output_tail(50).splitlines():
+            if line.startswith(LOOP_LINE):
+                loop = line[len(LOOP_LINE) :].strip()
+                self.peer_status[key]["event_loop"] = loop
+                if not loop.startswith("uvloop"):
+                    self.notes.append(f"{PEERS[key].label} runs on {loop}, not uvloop")
 
     def _check_answers(self, key: str, server: ServerProcess) -> None:
         for name in PEERS[key].scenarios:
             scenario = SCENARIOS[name]
             status, headers, body = http_get(server.port, scenario.path)
+            # Kept in the results: responses of different sizes are not the same work.
+            self.peer_status[key].setdefault("response_headers", {})[name] = headers
             content_type = headers.get("content-type", "")
             try:
                 body_ok = scenario.check(body)
@@ -322,7 +381,9 @@ class HttpBench:
             return None
         url = f"http://{HOST}:{server.port}{SCENARIOS[scenario].path}"
         cpu_before = server.cpu_seconds()
-        busy_before, total_before = cpu_busy_seconds(self.server_cpu or 0)
+        wrk_before = children_cpu_seconds()
+        server_cpu_before = cpu_busy_seconds(self.server_cpu or 0)
+        client_cpu_before = cpu_busy_seconds(self.client_cpu or 0)
         try:
             result = run_wrk(self.wrk, url, duration_s)
         except BenchError as exc:
@@ -331,14 +392,26 @@ class HttpBench:
             self._mark(key, "failed", f"{scenario}: {exc}")
             return None
         cpu_s = server.cpu_seconds() - cpu_before
-        busy_after, total_after = cpu_busy_seconds(self.server_cpu or 0)
+        wrk_s = children_cpu_seconds() - wrk_before
         data = result.as_dict()
         data["server_cpu_s"] = cpu_s
         data["cpu_us_per_req"] = cpu_s / result.requests * 1e6 if result.requests else math.nan
-        # Share of the server's CPU that went to anything but the server during this run.
-        elapsed = total_after - total_before
-        others = (busy_after - busy_before - cpu_s) / elapsed if elapsed > 0 else math.nan
-        data["others_on_server_cpu"] = max(0.0, others) if self.server_cpu is not None else None
+        data["server_busy"] = cpu_s / result.duration_s if result.duration_s else math.nan
+        data["bytes_per_response"] = result.bytes / result.requests if result.requests else None
+        data["wrk_cpu_s"] = wrk_s
+        data["server_rss_mib"] = server.rss_mib()
+        # Shares of the server's and wrk's CPUs that went to other work during this run.
+        pinned_cpus = self.server_cpu is not None and self.client_cpu is not None
+        data["others_on_server_cpu"] = (
+            others_share(server_cpu_before, cpu_busy_seconds(self.server_cpu or 0), cpu_s)
+            if pinned_cpus
+            else None
+        )
+        data["others_on_client_cpu"] = (
+            others_share(client_cpu_before, cpu_busy_seconds(self.client_cpu or 0), wrk_s)
+            if pinned_cpus
+            else None
+        )
         return data
 
     def run(self) -> None:
@@ -429,17 +502,35 @@ def run_extra(
 def noise_notes(machine: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
     """Say when the figures were taken on a busy machine (other work on the server's CPU)."""
     notes = []
-    shares = [r["others_on_server_cpu"] for r in runs if r.get("others_on_server_cpu") is not None]
-    if shares:
-        worst, typical = max(shares), sorted(shares)[len(shares) // 2]
-        line = (
-            f"other processes took {typical:.0%} (median) and up to {worst:.0%} of the server's "
-            "CPU during the runs"
+    parts = []
+    medians = report.noise(runs)
+    for field, whose in (
+        ("others_on_server_cpu", "the server's"),
+        ("others_on_client_cpu", "wrk's"),
+    ):
+        if field in medians:
+            worst = max(r[field] for r in runs if r.get(field) is not None)
+            parts.append(f"{medians[field]:.0%} (median; up to {worst:.0%}) of {whose} CPU")
+    if parts:
+        verdict = (
+            "the machine was not quiet: treat req/s as provisional and compare CPU per request"
+            if report.is_noisy(runs)
+            else "a quiet machine"
         )
-        if worst > 0.05:
-            notes.append(f"{line}: the machine was not quiet; treat these figures as provisional")
-        else:
-            notes.append(f"{line}: a quiet machine")
+        notes.append(f"other processes took {' and '.join(parts)} during the runs: {verdict}")
+    busy: dict[tuple[str, str], list[float]] = {}
+    for run in runs:
+        busy.setdefault((run["scenario"], run["peer"]), []).append(run["server_busy"])
+    idle = [
+        f"{peer} {scenario} {statistics.median(values):.0%}"
+        for (scenario, peer), values in busy.items()
+        if statistics.median(values) < UNSATURATED_BUSY
+    ]
+    if idle:
+        notes.append(
+            f"servers busy less than {UNSATURATED_BUSY:.0%} of their runs (they waited on wrk or "
+            f"for their CPU, so their req/s understates them): {', '.join(idle)}"
+        )
     load = machine["load_average"][0]
     if load > 0.5:
         notes.append(f"load average was {load:.2f} when the run started")
@@ -478,59 +569,40 @@ def publish(args: argparse.Namespace, results: dict[str, Any], text: str) -> Non
         print(f"{args.docs}: not updated (no {report.DOCS_BEGIN} block)", file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    notes: list[str] = []
-    machine: dict[str, Any]
-    http: HttpBench | None = None
-    with tempfile.TemporaryDirectory(prefix="forkloop-bench-") as tmp:
-        workdir = Path(tmp)
-        if not args.no_http:
-            try:
-                wrk_path = find_wrk(install=not args.no_install)
-            except BenchError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
-            cpus = os.sched_getaffinity(0)
-            if not args.no_pin and not {args.server_cpu, args.client_cpu} <= cpus:
-                print(
-                    f"error: CPUs {args.server_cpu} and {args.client_cpu} are not both "
-                    f"available (have {sorted(cpus)}); use --server-cpu/--client-cpu or --no-pin",
-                    file=sys.stderr,
-                )
-                return 2
-            if not args.no_pin and args.server_cpu == args.client_cpu:
-                notes.append("server and wrk share one CPU: figures are not comparable with docs")
-            wrk = WrkConfig(
-                wrk=wrk_path,
-                lua_script=write_lua_script(workdir),
-                connections=args.connections,
-                threads=args.threads,
-                cpu=None if args.no_pin else args.client_cpu,
-            )
-            machine = machine_info(wrk_path)
-            http = HttpBench(args, wrk, notes)
-            try:
-                http.start_all()
-                http.run()
-            except KeyboardInterrupt:
-                print("interrupted: stopping the servers", file=sys.stderr)
-                return 130
-            finally:
-                http.stop_all()
-        else:
-            machine = machine_info()
-        extras: dict[str, Any] = {}
-        for name in discover_extras(args.extras):
-            print(f"running {name} ...", file=sys.stderr, flush=True)
-            extras[name] = run_extra(name, args.quick, args.extra_timeout, workdir)
-            print(f"  {name}: {extras[name]['status']}", file=sys.stderr)
+def prepare_wrk(args: argparse.Namespace, workdir: Path, notes: list[str]) -> WrkConfig:
+    """Find (or install) wrk and check the CPUs to pin to; BenchError says what is wrong."""
+    wrk_path = find_wrk(install=not args.no_install)
+    cpus = os.sched_getaffinity(0)
+    if not args.no_pin and not {args.server_cpu, args.client_cpu} <= cpus:
+        raise BenchError(
+            f"CPUs {args.server_cpu} and {args.client_cpu} are not both available "
+            f"(have {sorted(cpus)}); use --server-cpu/--client-cpu or --no-pin"
+        )
+    if not args.no_pin and args.server_cpu == args.client_cpu:
+        notes.append("server and wrk share one CPU: figures are not comparable with docs")
+    return WrkConfig(
+        wrk=wrk_path,
+        lua_script=write_lua_script(workdir),
+        connections=args.connections,
+        threads=args.threads,
+        cpu=None if args.no_pin else args.client_cpu,
+    )
 
+
+def assemble(
+    args: argparse.Namespace,
+    argv: Sequence[str] | None,
+    started: dt.datetime,
+    machine: dict[str, Any],
+    http: HttpBench | None,
+    extras: dict[str, Any],
+    notes: list[str],
+) -> dict[str, Any]:
+    """Everything one run found, as the JSON-ready dict the report is made from."""
     runs = http.runs if http else []
     summary = report.summarize(runs)
-    skipped = http.skipped if http else {}
-    results: dict[str, Any] = {
+    notes.extend(noise_notes(machine, runs))
+    return {
         "schema": 1,
         "started_at": started.isoformat().replace("+00:00", "Z"),
         "finished_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
@@ -539,6 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         "settings": {
             "quick": args.quick,
+            "http": not args.no_http,
             "connections": args.connections,
             "threads": args.threads,
             "duration_s": args.duration,
@@ -551,14 +624,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "machine": machine,
         "load_average_end": load_average(),
-        "peers": {k: v for k, v in (http.peer_status if http else {}).items()},
+        "peers": dict(http.peer_status) if http else {},
         "runs": runs,
         "summary": summary,
-        "checks": report.checks(summary, runs, skipped),
+        "checks": report.checks(summary, runs, http.skipped if http else {}),
         "notes": notes,
         "extras": extras,
     }
-    notes.extend(noise_notes(machine, runs))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    notes: list[str] = []
+    http: HttpBench | None = None
+    extras: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="forkloop-bench-") as tmp:
+        workdir = Path(tmp)
+        try:
+            if args.no_http:
+                machine = machine_info()
+            else:
+                wrk = prepare_wrk(args, workdir, notes)
+                machine = machine_info(wrk.wrk)
+                http = HttpBench(args, wrk, notes)
+                try:
+                    http.start_all()
+                    http.run()
+                finally:
+                    http.stop_all()
+            for name in discover_extras(args.extras):
+                print(f"running {name} ...", file=sys.stderr, flush=True)
+                extras[name] = run_extra(name, args.quick, args.extra_timeout, workdir)
+                print(f"  {name}: {extras[name]['status']}", file=sys.stderr)
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted: every process the run started has been stopped", file=sys.stderr)
+            return 130
+    results = assemble(args, argv, started, machine, http, extras, notes)
     text = report.markdown(results)
     path = write_results(results, args.results_dir)
     print(text)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import os
 import ssl
@@ -50,7 +51,22 @@ def _run_worker(ctx: WorkerContext) -> int:
     return Worker(ctx).run()
 
 
-def _check_tls(config: Config) -> None:
+def _warm_imports(config: Config) -> None:
+    """Import the web core (never the app) in the master so that every fork starts with it
+    loaded: faster worker boots and replacements, pages shared copy-on-write. Building an event
+    loop stays the workers' business. Engine changes therefore need a restart or USR2; app
+    code is re-imported by every new worker (HUP)."""
+    try:
+        importlib.import_module("forkloop.web")
+        if config.loop != "asyncio":
+            importlib.import_module("uvloop")
+    except ImportError as exc:
+        log.debug("not pre-importing the web core: %s", exc)
+
+
+def _check_runtime(config: Config) -> None:
+    if config.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError("--loop uvloop: uvloop is not installed (pip install uvloop)")
     if config.certfile and config.keyfile:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
@@ -63,7 +79,7 @@ def _preload(config: Config) -> object:
     from .workers import loader
 
     target = loader.resolve(config.app)
-    if target.call or not loader._is_app(target.obj):
+    if target.call or not loader.is_app(target.obj):
         import inspect
 
         if inspect.iscoroutinefunction(target.obj):
@@ -131,7 +147,7 @@ def banner(config: Config, listeners: list[Listener], metrics: str | None) -> No
 def serve(args: Sequence[str]) -> int:
     try:
         config = load_config(args)
-        _check_tls(config)
+        _check_runtime(config)
     except ConfigError as exc:
         return _error(str(exc), exc.exit_code)
     logs.configure(config.log_level, config.log_format, config.log_file)
@@ -140,6 +156,7 @@ def serve(args: Sequence[str]) -> int:
     except BindError as exc:
         return _error(str(exc), exc.exit_code)
     preloaded: object | None = None
+    _warm_imports(config)
     try:
         if config.preload:
             try:
@@ -150,7 +167,7 @@ def serve(args: Sequence[str]) -> int:
 
         def reload_config() -> Config:
             new = load_config(args)
-            _check_tls(new)
+            _check_runtime(new)
             return new
 
         arbiter = Arbiter(

@@ -11,13 +11,17 @@ Imports: ``forkloop.core`` (web, http, server) and, for the client side, ``aioht
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import inspect
 import socket
 import time
 import unittest
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from unittest import mock
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -43,11 +47,17 @@ __all__ = [
     "RawTestServer",
     "TestClient",
     "TestServer",
+    "loop_context",
+    "make_mocked_coro",
     "make_mocked_request",
+    "setup_test_loop",
+    "teardown_test_loop",
+    "unittest_run_loop",
     "unused_port",
 ]
 
 _T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
 _S = TypeVar("_S", bound="BaseTestServer")
 _LOOPBACK = "127.0.0.1"
 
@@ -364,6 +374,66 @@ class AioHTTPTestCase(unittest.IsolatedAsyncioTestCase):
 
     async def asyncTearDown(self) -> None:
         await self.client.close()
+
+
+# --- loops and mocks for plain unittest code ------------------------------------------------
+
+
+def setup_test_loop(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+) -> asyncio.AbstractEventLoop:
+    """A new event loop, set as the current one (for tests that drive a loop by hand)."""
+    loop = loop_factory()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
+def teardown_test_loop(loop: asyncio.AbstractEventLoop, fast: bool = False) -> None:
+    """Stop and close ``loop``; unless ``fast``, collect garbage to surface leaks now."""
+    if not loop.is_closed():
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        loop.close()
+    if not fast:
+        gc.collect()
+    asyncio.set_event_loop(None)
+
+
+@contextlib.contextmanager
+def loop_context(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    fast: bool = False,
+) -> Iterator[asyncio.AbstractEventLoop]:
+    """``with loop_context() as loop:`` -- a fresh event loop, closed afterwards."""
+    loop = setup_test_loop(loop_factory)
+    try:
+        yield loop
+    finally:
+        teardown_test_loop(loop, fast=fast)
+
+
+def unittest_run_loop(func: _F) -> _F:
+    """No-op kept for aiohttp compatibility: ``AioHTTPTestCase`` runs coroutine tests itself."""
+    return func
+
+
+_SENTINEL: Any = object()
+
+
+def make_mocked_coro(return_value: Any = _SENTINEL, raise_exception: Any = _SENTINEL) -> Any:
+    """A ``unittest.mock.Mock`` wrapping a coroutine function that returns ``return_value``
+    (awaiting it first if it is awaitable) or raises ``raise_exception``."""
+
+    async def mock_coro(*args: Any, **kwargs: Any) -> Any:
+        if raise_exception is not _SENTINEL:
+            raise raise_exception
+        if return_value is _SENTINEL:
+            return None
+        if inspect.isawaitable(return_value):
+            return await return_value
+        return return_value
+
+    return mock.Mock(wraps=mock_coro)
 
 
 # --- make_mocked_request ------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 EXIT_UNSUPPORTED = 3  # mirrors common.EXIT_UNSUPPORTED; this file runs without bench/ on path
 
 MESSAGE = "Hello, World!"
+LOOP_LINE = "bench-peer event loop: "
 
 
 def load_web(framework: str) -> ModuleType:
@@ -43,9 +44,15 @@ def build_app(web: Any) -> Any:
     async def json_handler(request: Any) -> Any:
         return web.json_response({"message": MESSAGE})
 
+    async def report_loop(app: Any) -> None:
+        # The harness reads this line to confirm both servers run on the same event loop.
+        loop = type(asyncio.get_running_loop())
+        print(f"{LOOP_LINE}{loop.__module__}.{loop.__qualname__}", flush=True)
+
     app = web.Application()
     app.router.add_get("/", plaintext)
     app.router.add_get("/json", json_handler)
+    app.on_startup.append(report_loop)
     return app
 
 

@@ -42,11 +42,12 @@ def _labels(key: Any) -> tuple[str, str, str, str, str]:
 class HttpObserver:
     """Implements ``forkloop.core.hooks.Observer`` for the metrics store."""
 
-    __slots__ = ("servers", "store")
+    __slots__ = ("_series", "servers", "store")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.servers: list[Any] = []
+        self._series = store.requests
 
     def attach(self, server: Any) -> None:
         self.servers.append(server)
@@ -70,14 +71,15 @@ class HttpObserver:
         match_info = getattr(request, "_match_info", None)
         route = match_info.route if match_info is not None else None
         head = request._head
-        status = response.status
-        self.store.record(
-            (head.method, route, status, head.version, request._protocol.scheme),
-            _labels,
-            duration_s,
-            request._payload.total_bytes,
-            response.body_length,
-        )
+        key = (head.method, route, response._status, head.version, request._protocol.scheme)
+        series = self._series.get(key)
+        if series is None:
+            self.store.record(
+                key, _labels, duration_s, request._payload.total_bytes, response._body_length
+            )
+            return
+        series.observe(duration_s, request._payload.total_bytes, response._body_length)
+        self.store.changes += 1
 
     def parse_error(self, status: int) -> None:
         errors = self.store.parse_errors

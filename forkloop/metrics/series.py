@@ -32,6 +32,7 @@ DURATION_BUCKETS: Final = (
 )  # fmt: skip
 # Body sizes (bytes): decades from 100 B to 100 MB.
 SIZE_BUCKETS: Final = (100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8)
+_FIRST_SIZE: Final = SIZE_BUCKETS[0]
 # Event-loop lag (seconds) reported by worker heartbeats.
 LAG_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # http.request.method values kept as they are; anything else is "_OTHER" (OTel semconv).
@@ -107,11 +108,18 @@ class _RequestSeries:
         duration = self.duration
         duration.counts[bisect_left(DURATION_BUCKETS, duration_s)] += 1
         duration.total += duration_s
+        # Most bodies are small: the first bucket without a bisect.
         request_size = self.request_size
-        request_size.counts[bisect_left(SIZE_BUCKETS, request_bytes)] += 1
+        if request_bytes <= _FIRST_SIZE:
+            request_size.counts[0] += 1
+        else:
+            request_size.counts[bisect_left(SIZE_BUCKETS, request_bytes)] += 1
         request_size.total += request_bytes
         response_size = self.response_size
-        response_size.counts[bisect_left(SIZE_BUCKETS, response_bytes)] += 1
+        if response_bytes <= _FIRST_SIZE:
+            response_size.counts[0] += 1
+        else:
+            response_size.counts[bisect_left(SIZE_BUCKETS, response_bytes)] += 1
         response_size.total += response_bytes
         self.version += 1
 

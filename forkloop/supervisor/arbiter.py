@@ -30,6 +30,7 @@ from .heartbeat import Decoder, Message
 from .policy import Abort, Action, Booted, Halt, Kill, QuickStop, Spawn, Stop
 from .process import WorkerContext, WorkerMain, describe_status, fork_worker, read_rss
 from .reloader import FileWatcher
+from .scoreboard import Scoreboard
 from .signals import SignalQueue
 from .snapshot import Snapshot, take
 from .sockets import Listener, close_all, exec_environment
@@ -81,6 +82,7 @@ class Arbiter:
         self.pid = os.getpid()
         self.state = policy.initial_state(settings_from(config), config.workers)
         self.signals = SignalQueue()
+        self.scoreboard = Scoreboard()
         self.selector = selectors.PollSelector()
         self.pipes: dict[int, tuple[int, Decoder]] = {}  # pid -> (read fd, decoder)
         self.boot_errors: dict[int, str] = {}
@@ -135,15 +137,17 @@ class Arbiter:
         if state.generation <= self._announced_generation or state.mode != policy.Mode.RUNNING:
             return
         if state.reload_failed:
-            log.error("reload to generation %d failed (%s): the previous workers keep serving",
-                      state.generation, state.error or "a new worker did not become ready")
+            log.error(
+                "reload to generation %d failed (%s): the previous workers keep serving",
+                state.generation,
+                state.error or "a new worker did not become ready",
+            )
             self._announced_generation = state.generation
         elif len(state.workers) == state.target and all(
             w.generation == state.generation and w.phase == policy.Phase.READY
             for w in state.workers
         ):
-            log.info("reload complete: generation %d, %d workers", state.generation,
-                     state.target)
+            log.info("reload complete: generation %d, %d workers", state.generation, state.target)
             self._announced_generation = state.generation
 
     def _timeout(self, now: float) -> float:
@@ -204,6 +208,7 @@ class Arbiter:
                 listeners=self.listeners,
                 preloaded=self.preloaded,
                 max_requests=limit,
+                scoreboard=self.scoreboard,
                 extra=dict(self.context_extra),
             )
 
@@ -243,7 +248,8 @@ class Arbiter:
     def _halt(self, action: Halt) -> int:
         if action.code:
             log.error("halting: %s", action.reason)
-            print(f"forkloop: error: {action.reason}", file=sys.stderr, flush=True)
+            reason = " ".join(action.reason.split())
+            print(f"forkloop: error: {reason}", file=sys.stderr, flush=True)
         else:
             log.info("stopped")
         return action.code
@@ -283,7 +289,9 @@ class Arbiter:
             self.state = policy.ready(self.state, pid, now)
             worker = self.state.worker(pid)
             log.info("worker %d ready (slot %d)", pid, worker.slot if worker else -1)
-        elif message.kind == "beat":
+        elif message.kind in ("beat", "limit"):
+            current = self.state.worker(pid)
+            previous_lag = current.lag_s if current is not None else 0.0
             self.state = policy.beat(
                 self.state,
                 pid,
@@ -291,7 +299,7 @@ class Arbiter:
                 requests=message.get_int("requests"),
                 inflight=message.get_int("inflight"),
                 connections=message.get_int("connections"),
-                lag_s=message.get_float("lag_s"),
+                lag_s=message.get_float("lag_s", previous_lag),
                 draining=bool(message.fields.get("draining", False)),
             )
         elif message.kind == "boot_error":
@@ -329,11 +337,18 @@ class Arbiter:
         if worker is None:
             log.debug("reaped process %d (%s)", pid, text)
             return
-        expected = worker.phase in (policy.Phase.STOPPING, policy.Phase.KILLING)
+        expected = (
+            worker.phase in (policy.Phase.STOPPING, policy.Phase.KILLING)
+            or self.state.mode != policy.Mode.RUNNING
+        )
         level = logging.INFO if expected and code == 0 else logging.WARNING
         log.log(level, "worker %d (slot %d) exited: %s", pid, worker.slot, text)
+        self.scoreboard.clear(worker.slot, pid)
         now = self.clock()
-        self.state = policy.exited(self.state, pid, now, error=self.boot_errors.pop(pid, None))
+        error = self.boot_errors.pop(pid, None)
+        if error is None and worker.ready_at is None:
+            error = f"worker {pid} {text} before it was ready"
+        self.state = policy.exited(self.state, pid, now, error=error)
 
     def _on_signal(self, signum: int) -> None:
         now = self.clock()
@@ -341,15 +356,24 @@ class Arbiter:
             return
         name = signal.Signals(signum).name
         if signum == signal.SIGTERM:
+            handover = self.upgrade_child is not None
             if self.state.mode == policy.Mode.RUNNING:
-                log.info(
-                    "%s: graceful stop (drain %.1fs, then up to %.1fs)",
-                    name,
-                    self.config.drain_delay_s,
-                    self.config.graceful_timeout_s,
-                )
-                self.stop_requested_at = now
-            self.state = policy.request_stop(self.state, quick=False)
+                if handover:
+                    log.info(
+                        "%s: the new master %d serves now: retiring the workers",
+                        name,
+                        self.upgrade_child,
+                    )
+                    self.stop_requested_at = now - self.config.drain_delay_s
+                else:
+                    log.info(
+                        "%s: graceful stop (drain %.1fs, then up to %.1fs)",
+                        name,
+                        self.config.drain_delay_s,
+                        self.config.graceful_timeout_s,
+                    )
+                    self.stop_requested_at = now
+            self.state = policy.request_stop(self.state, quick=False, handover=handover)
         elif signum in (signal.SIGINT, signal.SIGQUIT):
             log.info("%s: quick stop", name)
             self.state = policy.request_stop(self.state, quick=True)

@@ -11,10 +11,8 @@ Imports: stdlib and :mod:`forkloop.supervisor.sockets` (bind parsing) only.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
-import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -436,7 +434,7 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
             sources[option.field] = "file"
 
     for option in (*OPTIONS, _BY_KEY["app"]):
-        env_name = ENV_PREFIX + option.name.upper().replace("-", "_")
+        env_name = option.env
         if env_name in env:
             values[option.field] = _convert(option, env[env_name], env_name)
             sources[option.field] = "env"
@@ -492,14 +490,3 @@ def _finish(
         return Config(**values, config_file=config_file, sources=sources)  # type: ignore[arg-type]
     except TypeError as exc:  # pragma: no cover - the option table and Config disagree
         raise ConfigError(str(exc)) from None
-
-
-def replace(config: Config, **changes: object) -> Config:
-    """``dataclasses.replace`` for tests and reloads."""
-    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
-
-
-def main_error(exc: ConfigError) -> NoReturn:
-    """Print ``forkloop: error: ...`` on one line and exit 2."""
-    print(f"forkloop: error: {exc}", file=sys.stderr)
-    raise SystemExit(exc.exit_code)

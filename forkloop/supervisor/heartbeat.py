@@ -11,6 +11,8 @@ Every message is a JSON object on one line with ``"v"`` (format version, current
 ``beat``        sent from the worker's event loop every ``interval_s``. Fields: ``requests``
                 (served since the worker started), ``inflight``, ``connections``, ``lag_s``
                 (how late the loop ran the heartbeat timer), ``draining`` (bool).
+``limit``       like ``beat`` without ``lag_s``: sent at once when the worker reaches its
+                ``--max-requests``, so its replacement need not wait for the next beat.
 ``boot_error``  loading the app failed. Fields: ``error`` (one line), ``detail`` (traceback).
 ``stopping``    the worker began a graceful stop. Fields: ``reason``.
 

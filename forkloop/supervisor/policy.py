@@ -97,6 +97,7 @@ class Cause(enum.Enum):
     RELOAD = "reload"
     SCALE = "scale"
     SHUTDOWN = "shutdown"
+    UPGRADE = "upgrade"  # a new master (USR2) took over the sockets: retire, no drain delay
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class State:
     error: str | None = None  # the first-boot failure that halts the master
     reloads: int = 0
     restarts: Mapping[str, int] = field(default_factory=dict)
+    stop_cause: Cause = Cause.SHUTDOWN  # how DRAINING stops workers
 
     def worker(self, pid: int) -> Worker | None:
         for worker in self.workers:
@@ -338,12 +340,14 @@ def exited(state: State, pid: int, now: float, *, error: str | None = None) -> S
     )
 
 
-def request_stop(state: State, *, quick: bool) -> State:
+def request_stop(state: State, *, quick: bool, handover: bool = False) -> State:
+    """TERM (graceful), INT/QUIT (quick); ``handover``: a new master serves the sockets."""
     if quick:
         return dataclasses.replace(state, mode=Mode.QUICK)
     if state.mode in (Mode.QUICK, Mode.HALTING):
         return state
-    return dataclasses.replace(state, mode=Mode.DRAINING)
+    cause = Cause.UPGRADE if handover else Cause.SHUTDOWN
+    return dataclasses.replace(state, mode=Mode.DRAINING, stop_cause=cause)
 
 
 def request_reload(state: State) -> State:
@@ -435,7 +439,7 @@ def _stopping(state: State, now: float) -> Iterable[Action]:
     quick = state.mode in (Mode.QUICK, Mode.HALTING)
     for w in state.workers:
         if w.active and not quick:
-            yield Stop(w.pid, Cause.SHUTDOWN)
+            yield Stop(w.pid, state.stop_cause)
         elif quick and (w.active or (w.phase == Phase.STOPPING and not w.quick)):
             yield QuickStop(w.pid)
     if not state.workers:

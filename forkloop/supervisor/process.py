@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .config import Config
+from .scoreboard import Scoreboard
 from .signals import SignalQueue
 from .sockets import Listener
 
@@ -40,6 +41,7 @@ class WorkerContext:
     listeners: list[Listener]
     preloaded: object | None = None  # the app (or its factory) when --preload
     max_requests: int = 0
+    scoreboard: Scoreboard | None = None  # live connection counts of all workers
     extra: dict[str, object] = field(default_factory=dict)  # composition-root additions
 
 

@@ -50,7 +50,11 @@ def take(state: State, now: float) -> Snapshot:
     by_phase = {phase.value: 0 for phase in Phase}
     for worker in state.workers:
         by_phase[worker.phase.value] += 1
-    restarts = {cause.value: 0 for cause in Cause if cause not in (Cause.SCALE, Cause.SHUTDOWN)}
+    restarts = {
+        cause.value: 0
+        for cause in Cause
+        if cause not in (Cause.SCALE, Cause.SHUTDOWN, Cause.UPGRADE)
+    }
     restarts.update(state.restarts)
     return Snapshot(
         mode=state.mode.value,

@@ -25,8 +25,11 @@ Theory of operation (gunicorn's signal table is the reference):
   Python's loop: faulthandler dumps every thread's traceback even when the loop is stuck in C,
   then a plain signal handler runs gunicorn's ``worker_abort`` hook and exits with status 1.
 - TERM, a change of parent and the ``--max-requests`` budget all start the graceful stop: stop
-  accepting, let in-flight requests finish within 95 % of ``--graceful-timeout``, run the app's
-  shutdown/cleanup, exit 0. INT and QUIT run ``worker_int`` and exit at once (status 0).
+  accepting, answer requests already on their way on keep-alive connections (IDLE_GRACE_S), let
+  in-flight requests finish within 95 % of ``--graceful-timeout``, run the app's shutdown and
+  cleanup, exit 0. INT and QUIT run ``worker_int`` and exit at once (status 0).
+- Until the loop runs (gunicorn imports the app first), signals are only recorded; they are
+  replayed once the loop's handlers are installed, since uvloop listens only while running.
 - ``--max-requests`` is counted per request by an observer (``forkloop.core.hooks``): the request
   that reaches the budget triggers the stop, so at most the requests already in flight overshoot.
 """
@@ -38,7 +41,6 @@ import base64
 import binascii
 import contextlib
 import dataclasses
-import datetime
 import faulthandler
 import inspect
 import logging
@@ -48,6 +50,7 @@ import signal
 import ssl
 import sys
 import time as _time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
@@ -55,6 +58,7 @@ from typing import TYPE_CHECKING, Any, Final
 from gunicorn import sock as gunicorn_sock
 from gunicorn.workers.base import Worker
 
+from forkloop.core.hooks import OBSERVERS_KEY
 from forkloop.core.http.limits import Limits
 from forkloop.core.web.app import Application
 from forkloop.core.web.log import AbstractAccessLogger
@@ -67,9 +71,11 @@ if TYPE_CHECKING:
 __all__ = [
     "WORKER_BOOT_ERROR",
     "AccessLogFormatError",
+    "CompiledFormat",
     "GunicornAccessLogger",
     "GunicornUVLoopWebWorker",
     "GunicornWebWorker",
+    "compile_access_log_format",
     "limits_from_config",
 ]
 
@@ -82,10 +88,10 @@ GRACEFUL_SHARE: Final = 0.95
 CLEANUP_SHARE: Final = 0.99
 #: How long a quick exit (INT/QUIT) waits for the runner to close connections.
 QUICK_EXIT_S: Final = 0.5
+#: How long a graceful stop keeps serving requests that arrive on open keep-alive connections.
+IDLE_GRACE_S: Final = 0.25
 #: Upper bound of the heartbeat period; a tighter ``--timeout`` shortens it.
 HEARTBEAT_MAX_S: Final = 1.0
-
-_log = logging.getLogger(__name__)
 
 # -- gunicorn's request limits ------------------------------------------------------------------
 
@@ -132,127 +138,11 @@ class AccessLogFormatError(ValueError):
     """An ``--access-logformat`` that forkloop cannot render."""
 
 
-_ATOM_KEY = re.compile(r"%\(([^)]*)\)")
-# Atoms computed for every request (gunicorn's glogging.Logger.atoms); header and environ atoms
-# are computed only when the format names them.
-_PLAIN_ATOMS: Final = frozenset("hlutrsmUqHbBfaTDMLp")
-_INT_ATOMS: Final = frozenset("BTDM")
+# An atom's value from (request, response, duration in seconds). The atoms and their values are
+# gunicorn's (glogging.Logger.atoms), computed from a forkloop request instead of a WSGI environ.
+_Getter = Callable[["BaseRequest", "StreamResponse", float], object]
 
-_Getter = Callable[["BaseRequest", "StreamResponse"], object]
-
-
-def _header(name: str) -> _Getter:
-    def get(request: BaseRequest, _response: StreamResponse) -> object:
-        values = request.headers.getall(name, ())
-        # gunicorn builds the atom from its header list, so the last occurrence wins.
-        return values[-1] if values else "-"
-
-    return get
-
-
-def _response_header(name: str) -> _Getter:
-    def get(_request: BaseRequest, response: StreamResponse) -> object:
-        values = response.headers.getall(name, ())
-        return values[-1] if values else "-"
-
-    return get
-
-
-def _cgi_header(name: str) -> _Getter:
-    def get(request: BaseRequest, _response: StreamResponse) -> object:
-        values = request.headers.getall(name, ())
-        # A WSGI environ joins a repeated header with commas.
-        return ",".join(values) if values else "-"
-
-    return get
-
-
-def _split_target(target: str) -> tuple[str, str]:
-    path, _, query = target.partition("?")
-    return path, query.partition("#")[0]
-
-
-def _peer_port(request: BaseRequest) -> object:
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    return str(peer[1]) if isinstance(peer, tuple) and len(peer) > 1 else "-"
-
-
-# WSGI environ keys gunicorn exposes as ``{NAME}e`` that a forkloop request can answer.
-_ENVIRON_ATOMS: Final[Mapping[str, _Getter]] = {
-    "remote_addr": lambda rq, _rs: _remote(rq),
-    "remote_port": lambda rq, _rs: _peer_port(rq),
-    "request_method": lambda rq, _rs: rq.method,
-    "raw_uri": lambda rq, _rs: rq.raw_path,
-    "path_info": lambda rq, _rs: rq.path,
-    "query_string": lambda rq, _rs: _split_target(rq.raw_path)[1],
-    "server_protocol": lambda rq, _rs: _protocol(rq),
-    "script_name": lambda _rq, _rs: "",
-    "wsgi.url_scheme": lambda rq, _rs: rq.scheme,
-    "content_type": lambda rq, _rs: rq.headers.get("Content-Type", "-"),
-    "content_length": lambda rq, _rs: rq.headers.get("Content-Length", "-"),
-}
-
-
-def _extra_atom(key: str) -> _Getter:
-    """The getter of a ``{...}i``/``{...}o``/``{...}e`` atom, or AccessLogFormatError."""
-    lowered = key.lower()
-    if len(key) > 3 and key[0] == "{" and key[-2] == "}":
-        name, kind = lowered[1:-2], key[-1]
-        if kind == "i":
-            return _header(name)
-        if kind == "o":
-            return _response_header(name)
-        if kind == "e":
-            if name in _ENVIRON_ATOMS:
-                return _ENVIRON_ATOMS[name]
-            if name.startswith("http_") and len(name) > 5:
-                return _cgi_header(name[5:].replace("_", "-"))
-            raise AccessLogFormatError(
-                f"access log atom %({key})s: WSGI environ key {name.upper()!r} has no forkloop "
-                f"equivalent (supported: HTTP_*, {', '.join(k.upper() for k in _ENVIRON_ATOMS)})"
-            )
-    raise AccessLogFormatError(
-        f"access log atom %({key})s is not one of gunicorn's atoms "
-        f"({' '.join(sorted(_PLAIN_ATOMS))}, {{header}}i, {{header}}o, {{VAR}}e)"
-    )
-
-
-class _Atoms(dict[str, object]):
-    """gunicorn's SafeAtoms contract: double quotes escaped; unknown atoms render as ``-``."""
-
-    __slots__ = ()
-
-    def __init__(self, atoms: Mapping[str, object]) -> None:
-        super().__init__(
-            (key, value.replace('"', '\\"') if isinstance(value, str) else value)
-            for key, value in atoms.items()
-        )
-
-    def __missing__(self, key: str) -> object:
-        if key.startswith("{"):
-            return self.get(key.lower(), "-")
-        return "-"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _CompiledFormat:
-    fmt: str
-    extra: tuple[tuple[str, _Getter], ...]
-
-
-def compile_access_log_format(fmt: str) -> _CompiledFormat:
-    """Check every atom of a gunicorn access-log format; raise AccessLogFormatError if not."""
-    extra: dict[str, _Getter] = {}
-    for key in _ATOM_KEY.findall(fmt):
-        if key not in _PLAIN_ATOMS and key not in extra:
-            extra[key] = _extra_atom(key)
-    sample: dict[str, object] = {key: 0 if key in _INT_ATOMS else "-" for key in _PLAIN_ATOMS}
-    sample.update(dict.fromkeys(extra, "-"))
-    try:
-        fmt % _Atoms(sample)  # formatting once proves the format string is valid
-    except (TypeError, ValueError, KeyError) as exc:
-        raise AccessLogFormatError(f"access log format {fmt!r} is malformed: {exc}") from None
-    return _CompiledFormat(fmt, tuple(extra.items()))
+_ATOM_KEY: Final = re.compile(r"%\(([^)]*)\)")
 
 
 def _remote(request: BaseRequest) -> str:
@@ -263,6 +153,24 @@ def _remote(request: BaseRequest) -> str:
 def _protocol(request: BaseRequest) -> str:
     major, minor = request.version
     return f"HTTP/{major}.{minor}"
+
+
+def _request_line(request: BaseRequest) -> str:
+    return f"{request.method} {request.raw_path} {_protocol(request)}"
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    path, _, query = target.partition("?")
+    return path, query.partition("#")[0]
+
+
+def _path_info(request: BaseRequest) -> str:
+    # WSGI's PATH_INFO: the percent-decoded path, its bytes read as latin-1 (PEP 3333).
+    return urllib.parse.unquote_to_bytes(_split_target(request.raw_path)[0]).decode("latin-1")
+
+
+def _query(request: BaseRequest) -> str:
+    return _split_target(request.raw_path)[1]
 
 
 def _basic_auth_user(request: BaseRequest) -> str:
@@ -286,13 +194,183 @@ def _body_bytes(request: BaseRequest, response: StreamResponse) -> int:
     return int(response.body_length)
 
 
+def _micros(duration_s: float) -> int:
+    return max(0, round(duration_s * 1_000_000))
+
+
+def _seconds_micros(duration_s: float) -> str:
+    seconds, micros = divmod(_micros(duration_s), 1_000_000)
+    return f"{seconds}.{micros:06d}"
+
+
+class _Clock:
+    """Apache's ``[%d/%b/%Y:%H:%M:%S %z]`` of now, formatted once per second."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def __call__(self) -> str:
+        now = _time.time()
+        second = int(now)
+        if second != self._second:
+            self._text = _time.strftime("[%d/%b/%Y:%H:%M:%S %z]", _time.localtime(now))
+            self._second = second
+        return self._text
+
+
+_clock: Final = _Clock()
+
+
+def _joined(name: str) -> _Getter:
+    def get(request: BaseRequest, _response: StreamResponse, _d: float) -> object:
+        # A WSGI environ joins a repeated header with commas.
+        return ",".join(request.headers.getall(name, ())) or "-"
+
+    return get
+
+
+def _request_header(name: str) -> _Getter:
+    def get(request: BaseRequest, _response: StreamResponse, _d: float) -> object:
+        values = request.headers.getall(name, ())
+        return values[-1] if values else "-"  # gunicorn's atom dict keeps the last one
+
+    return get
+
+
+def _response_header(name: str) -> _Getter:
+    def get(_request: BaseRequest, response: StreamResponse, _d: float) -> object:
+        values = response.headers.getall(name, ())
+        return values[-1] if values else "-"
+
+    return get
+
+
+def _peer_port(request: BaseRequest) -> object:
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[1]) if isinstance(peer, tuple) and len(peer) > 1 else "-"
+
+
+_PLAIN_ATOMS: Final[Mapping[str, _Getter]] = {
+    "h": lambda rq, _rs, _d: _remote(rq),
+    "l": lambda _rq, _rs, _d: "-",
+    "u": lambda rq, _rs, _d: _basic_auth_user(rq),
+    "t": lambda _rq, _rs, _d: _clock(),
+    "r": lambda rq, _rs, _d: _request_line(rq),
+    "s": lambda _rq, rs, _d: str(rs.status),
+    "m": lambda rq, _rs, _d: rq.method,
+    "U": lambda rq, _rs, _d: _path_info(rq),
+    "q": lambda rq, _rs, _d: _query(rq),
+    "H": lambda rq, _rs, _d: _protocol(rq),
+    "b": lambda rq, rs, _d: str(_body_bytes(rq, rs)),
+    "B": lambda rq, rs, _d: _body_bytes(rq, rs),
+    "f": _joined("Referer"),
+    "a": _joined("User-Agent"),
+    "T": lambda _rq, _rs, d: _micros(d) // 1_000_000,
+    "D": lambda _rq, _rs, d: _micros(d),
+    "M": lambda _rq, _rs, d: _micros(d) // 1000,
+    "L": lambda _rq, _rs, d: _seconds_micros(d),
+    "p": lambda _rq, _rs, _d: f"<{os.getpid()}>",
+}
+
+_NUMERIC_ATOMS: Final = frozenset(("B", "T", "D", "M"))
+
+# WSGI environ keys (lower-cased, as gunicorn's atoms are) that a forkloop request can answer.
+_ENVIRON_ATOMS: Final[Mapping[str, _Getter]] = {
+    "remote_addr": _PLAIN_ATOMS["h"],
+    "remote_port": lambda rq, _rs, _d: _peer_port(rq),
+    "request_method": _PLAIN_ATOMS["m"],
+    "raw_uri": lambda rq, _rs, _d: rq.raw_path,
+    "path_info": _PLAIN_ATOMS["U"],
+    "query_string": _PLAIN_ATOMS["q"],
+    "server_protocol": _PLAIN_ATOMS["H"],
+    "script_name": lambda _rq, _rs, _d: "",
+    "wsgi.url_scheme": lambda rq, _rs, _d: rq.scheme,
+    "content_type": _joined("Content-Type"),
+    "content_length": _joined("Content-Length"),
+}
+
+
+def _atom(key: str) -> _Getter:
+    """The getter of one atom of a format, or AccessLogFormatError."""
+    plain = _PLAIN_ATOMS.get(key)
+    if plain is not None:
+        return plain
+    if len(key) > 3 and key[0] == "{" and key[-2] == "}":
+        name, kind = key[1:-2].lower(), key[-1]
+        if kind == "i":
+            return _request_header(name)
+        if kind == "o":
+            return _response_header(name)
+        if kind == "e":
+            environ = _ENVIRON_ATOMS.get(name)
+            if environ is not None:
+                return environ
+            if name.startswith("http_") and len(name) > 5:
+                return _joined(name[5:].replace("_", "-"))
+            raise AccessLogFormatError(
+                f"access log atom %({key})s: WSGI environ key {name.upper()!r} has no forkloop "
+                f"equivalent (supported: HTTP_*, {', '.join(k.upper() for k in _ENVIRON_ATOMS)})"
+            )
+    raise AccessLogFormatError(
+        f"access log atom %({key})s is not one of gunicorn's atoms "
+        f"({' '.join(_PLAIN_ATOMS)}, {{header}}i, {{header}}o, {{VAR}}e)"
+    )
+
+
+class _Atoms(dict[str, object]):
+    """gunicorn's SafeAtoms contract: double quotes escaped; unknown atoms render as ``-``."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> object:
+        return "-"
+
+
+def _escaped(value: object) -> object:
+    return value.replace('"', '\\"') if isinstance(value, str) else value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CompiledFormat:
+    """A checked gunicorn access-log format and the getters of the atoms it names."""
+
+    fmt: str
+    atoms: tuple[tuple[str, _Getter], ...]
+
+    def render(self, request: BaseRequest, response: StreamResponse, duration_s: float) -> _Atoms:
+        """The atoms of one request, ready for ``fmt % atoms``."""
+        return _Atoms(
+            (key, _escaped(get(request, response, duration_s))) for key, get in self.atoms
+        )
+
+
+def compile_access_log_format(fmt: str) -> CompiledFormat:
+    """Check every atom of a gunicorn access-log format; raise AccessLogFormatError if not."""
+    atoms: dict[str, _Getter] = {}
+    for key in _ATOM_KEY.findall(fmt):
+        if key not in atoms:
+            atoms[key] = _atom(key)
+    # Formatting once with stand-in values proves the format string itself is well formed.
+    sample = _Atoms((key, 0 if key in _NUMERIC_ATOMS else "-") for key in atoms)
+    try:
+        fmt % sample
+    except (TypeError, ValueError, KeyError) as exc:
+        raise AccessLogFormatError(f"access log format {fmt!r} is malformed: {exc}") from None
+    return CompiledFormat(fmt, tuple(atoms.items()))
+
+
 class GunicornAccessLogger(AbstractAccessLogger):
     """Renders gunicorn's ``--access-logformat`` from forkloop requests (see gunicorn's docs).
 
     ``log_format`` is gunicorn's format (``%(h)s %(l)s %(u)s %(t)s "%(r)s" ...``); every atom is
     checked when the logger is built, and one forkloop cannot compute raises
-    ``AccessLogFormatError``. Each line is emitted as gunicorn emits it —
-    ``logger.info(format, atoms)`` — so handlers that read ``record.args`` keep working.
+    ``AccessLogFormatError``. Each line is emitted as gunicorn emits it -
+    ``logger.info(format, atoms)`` - so handlers that read ``record.args`` keep working; only
+    the atoms the format names are computed.
     """
 
     __slots__ = ("_compiled",)
@@ -303,41 +381,9 @@ class GunicornAccessLogger(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         try:
-            self.logger.info(self._compiled.fmt, self.atoms(request, response, time))
+            self.logger.info(self._compiled.fmt, self._compiled.render(request, response, time))
         except Exception:
             self.logger.exception("forkloop: cannot write the access log line")
-
-    def atoms(self, request: BaseRequest, response: StreamResponse, time: float) -> _Atoms:
-        elapsed = datetime.timedelta(seconds=max(0.0, time))
-        method = request.method
-        target = request.raw_path
-        protocol = _protocol(request)
-        sent = _body_bytes(request, response)
-        headers = request.headers
-        atoms: dict[str, object] = {
-            "h": _remote(request),
-            "l": "-",
-            "u": _basic_auth_user(request),
-            "t": _time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
-            "r": f"{method} {target} {protocol}",
-            "s": str(response.status),
-            "m": method,
-            "U": request.path,
-            "q": _split_target(target)[1],
-            "H": protocol,
-            "b": str(sent),
-            "B": sent,
-            "f": ",".join(headers.getall("Referer", ())) or "-",
-            "a": ",".join(headers.getall("User-Agent", ())) or "-",
-            "T": elapsed.seconds,
-            "D": elapsed.seconds * 1_000_000 + elapsed.microseconds,
-            "M": elapsed.seconds * 1000 + elapsed.microseconds // 1000,
-            "L": f"{elapsed.seconds}.{elapsed.microseconds:06d}",
-            "p": f"<{os.getpid()}>",
-        }
-        for key, get in self._compiled.extra:
-            atoms[key] = get(request, response)
-        return _Atoms(atoms)
 
 
 # -- max-requests observer ----------------------------------------------------------------------
@@ -380,13 +426,13 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._sockets_served = False
         super().__init__(*args, **kwargs)
-        self.exit_code = 0
         # asyncio.Event binds to a loop on first use, so creating them pre-fork is harmless.
         self._stop_requested = asyncio.Event()
         self._quick_exit = asyncio.Event()
         self._stop_started: float | None = None
         self._runner: AppRunner | None = None
-        self._abort_pending = False
+        self._background: set[asyncio.Task[None]] = set()
+        self._early_signals: list[int] = []
 
     # gunicorn's Worker.init_process sets ``booted = True`` just before ``run()``, i.e. before
     # the app is built and the sockets are served. forkloop reports booted only once every
@@ -437,12 +483,11 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
         # never interrupted mid-bytecode); ABRT must work while the loop is blocked.
         for sig in self.SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
-        loop = self.loop
-        loop.add_signal_handler(signal.SIGTERM, self._on_term)
-        loop.add_signal_handler(signal.SIGINT, self._on_quit, signal.SIGINT)
-        loop.add_signal_handler(signal.SIGQUIT, self._on_quit, signal.SIGQUIT)
-        loop.add_signal_handler(signal.SIGUSR1, self._on_usr1)
-        loop.add_signal_handler(signal.SIGWINCH, self._on_winch)
+        # The loop is not running yet (the app is still to be imported and built), and uvloop
+        # only listens for signals while it runs: until then they are recorded, and replayed
+        # once the loop handlers are in place (_install_loop_signals).
+        for sig in self._loop_signals():
+            signal.signal(sig, self._record_early_signal)
         # faulthandler's fatal-signal handler dumps every thread's traceback at C level (even when
         # the loop is stuck in C code), then re-raises the signal to the handler it replaced: the
         # Python handler below, which runs once the interpreter gets control back. Re-enabling
@@ -452,6 +497,26 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
         faulthandler.enable(file=sys.stderr, all_threads=True)
 
     # -- signal handlers -------------------------------------------------------------------------
+
+    def _loop_signals(self) -> dict[int, Callable[[], None]]:
+        return {
+            signal.SIGTERM: self._on_term,
+            signal.SIGINT: lambda: self._on_quit(signal.SIGINT),
+            signal.SIGQUIT: lambda: self._on_quit(signal.SIGQUIT),
+            signal.SIGUSR1: self._on_usr1,
+            signal.SIGWINCH: self._on_winch,
+        }
+
+    def _record_early_signal(self, sig: int, frame: FrameType | None) -> None:
+        self._early_signals.append(sig)
+
+    def _install_loop_signals(self) -> None:
+        handlers = self._loop_signals()
+        for sig, handler in handlers.items():
+            self.loop.add_signal_handler(sig, handler)
+        early, self._early_signals = self._early_signals, []
+        for sig in early:
+            handlers[sig]()
 
     def _on_term(self) -> None:
         self.log.info("Worker %s: TERM received, finishing in-flight requests", self.pid)
@@ -469,13 +534,21 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
         self.log.debug("worker: SIGWINCH ignored.")
 
     def handle_abort(self, sig: int, frame: FrameType | None) -> None:
-        """ABRT (the master's ``--timeout``): tracebacks were dumped; run the hook and exit 1."""
+        """ABRT (the master's ``--timeout``): tracebacks were dumped; run the hook and exit 1.
+
+        The exit is immediate (``os._exit``): raising SystemExit here would unwind through the
+        handler that blocked the loop, where the app or the event loop may swallow it (uvloop
+        does, for a task), and nothing on a stuck loop is worth finishing. gunicorn's
+        ``worker_exit`` hook therefore does not run for an aborted worker; ``child_exit`` in
+        the master does.
+        """
         self.alive = False
-        self._abort_pending = True
-        self.exit_code = 1
-        self.cfg.worker_abort(self)
-        sys.stderr.flush()
-        sys.exit(1)
+        try:
+            self.log.error("Worker %s: heartbeat missed (blocked event loop), exiting", self.pid)
+            self.cfg.worker_abort(self)
+        finally:
+            _flush_logs()
+            os._exit(1)
 
     def request_stop(self, *, graceful: bool) -> None:
         """Start the graceful (TERM) or quick (INT/QUIT) exit; a quick one overrides."""
@@ -492,14 +565,15 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
         try:
             self.loop.run_until_complete(self._serve())
         finally:
-            if not self._abort_pending:
-                _close_loop(self.loop)
-        if self.exit_code:
-            sys.exit(self.exit_code)
+            _close_loop(self.loop)
 
     async def _serve(self) -> None:
+        self._install_loop_signals()
+        if self._stop_requested.is_set():  # stopped while the app module was being imported
+            return
         runner = self._runner = await self._make_runner()
-        await runner.setup()
+        if runner.server is None:
+            await runner.setup()
         heartbeat: asyncio.Task[None] | None = None
         try:
             context = self._ssl_context()
@@ -533,8 +607,6 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
             period = min(period, max(0.05, float(self.timeout) / 2))
         while True:
             self.notify()
-            if self._abort_pending:  # the app swallowed the SystemExit raised on ABRT
-                os._exit(1)
             if self.alive and self.ppid != os.getppid():
                 self.log.info("Parent changed, shutting down: %s", self)
                 self.request_stop(graceful=True)
@@ -549,7 +621,7 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
         # Requests get GRACEFUL_SHARE of --graceful-timeout (the runner's shutdown_timeout);
         # the app's on_shutdown/on_cleanup must be done before the master's own deadline.
         deadline = started + CLEANUP_SHARE * float(self.cfg.graceful_timeout)
-        cleanup = asyncio.ensure_future(runner.cleanup())
+        cleanup = asyncio.ensure_future(self._stop_runner(runner))
         quick = asyncio.ensure_future(self._quick_exit.wait())
         try:
             await asyncio.wait(
@@ -558,11 +630,12 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if not cleanup.done() and self._quick_exit.is_set():
-                # Cut every connection now (their handlers are cancelled); the runner's stop
-                # then finds nothing left to wait for and runs the app's cleanup.
+                # Cut every connection now: the runner's stop then finds nothing left to wait
+                # for and runs the app's on_cleanup, which gets QUICK_EXIT_S.
                 server = runner.server
-                if server is not None:
-                    await server.shutdown(0)
+                for protocol in server.connections if server is not None else ():
+                    if protocol.transport is not None:
+                        protocol.transport.abort()
                 await asyncio.wait({cleanup}, timeout=QUICK_EXIT_S)
             if not cleanup.done():
                 self.log.warning("Worker %s: stop did not finish in time, exiting", self.pid)
@@ -576,6 +649,30 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
         finally:
             quick.cancel()
 
+    async def _stop_runner(self, runner: AppRunner) -> None:
+        await self._let_idle_connections_finish(runner)
+        await runner.cleanup()
+
+    async def _let_idle_connections_finish(self, runner: AppRunner) -> None:
+        """Before the staged stop: stop accepting, and give keep-alive connections a moment.
+
+        A client may be sending its next request on a keep-alive connection just as the server
+        closes it; few clients retry then. So every connection is first told to close after
+        its next response, and requests already on their way are served (with ``Connection:
+        close``) for up to IDLE_GRACE_S before the runner closes what is still idle.
+        """
+        server = runner.server
+        if server is None or self._quick_exit.is_set():
+            return
+        for site in list(runner.sites):
+            await site.stop()
+        for protocol in server.connections:
+            protocol.force_close()
+        for _ in range(round(IDLE_GRACE_S / 0.01)):
+            if not len(server.connections) or self._quick_exit.is_set():
+                return
+            await asyncio.sleep(0.01)
+
     # -- building the app and the runner ---------------------------------------------------------
 
     async def _make_runner(self) -> AppRunner:
@@ -585,15 +682,35 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
                 "forkloop: the factory returned an AppRunner; it is served as built, so "
                 "gunicorn's --keep-alive, --limit-request-* and access-log settings do not apply"
             )
+            self._add_budget_to(target)
             return target
         return AppRunner(target, **self._runner_kwargs())
 
+    def _budget_observers(self) -> list[object]:
+        if self.max_requests >= sys.maxsize:
+            return []
+        return [_RequestBudget(self, int(self.max_requests), self._on_max_requests)]
+
+    def _add_budget_to(self, runner: AppRunner) -> None:
+        """--max-requests for a runner built by the app: through the app's observer list."""
+        observers = self._budget_observers()
+        if not observers:
+            return
+        try:
+            if runner.server is not None:
+                raise RuntimeError("the runner is already set up")
+            listed = runner.app.get(OBSERVERS_KEY)
+            if listed is None:
+                runner.app[OBSERVERS_KEY] = observers
+            else:
+                listed.extend(observers)
+        except Exception as exc:
+            self.log.warning("forkloop: --max-requests is not enforced for this runner: %s", exc)
+
     def _runner_kwargs(self) -> dict[str, Any]:
-        observers: list[object] = []
+        observers = self._budget_observers()
         if self.cfg.keepalive <= 0:
             observers.append(_CloseAfterResponse())
-        if self.max_requests < sys.maxsize:
-            observers.append(_RequestBudget(self, int(self.max_requests), self._on_max_requests))
         kwargs: dict[str, Any] = {
             "handle_signals": False,
             "logger": _error_logger(self.log),
@@ -621,7 +738,9 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
             # open connection finish its current response (if any) and close. The staged
             # stop that follows closes the idle ones.
             for site in list(runner.sites):
-                self.loop.create_task(site.stop())
+                task = self.loop.create_task(site.stop())
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
             for protocol in server.connections:
                 protocol.force_close()
         self.request_stop(graceful=True)
@@ -717,6 +836,16 @@ def _route_forkloop_logs(glog: Any) -> None:
         target.addHandler(handler)
     target.setLevel(error_log.level)
     target.propagate = False
+
+
+def _flush_logs() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    for name in (None, "gunicorn.error", "gunicorn.access", "forkloop"):
+        for handler in logging.getLogger(name).handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -23,7 +23,16 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AppLoadError", "AppTarget", "check_app", "load", "make_app", "resolve"]
+__all__ = [
+    "AppLoadError",
+    "AppTarget",
+    "check_app",
+    "is_app",
+    "load",
+    "make_app",
+    "one_line",
+    "resolve",
+]
 
 
 class AppLoadError(Exception):
@@ -69,7 +78,7 @@ def _parse(spec: str) -> tuple[str, str, tuple[Any, ...], dict[str, Any], bool]:
     return module.strip(), expr.strip(), args, kwargs, call
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         where = f" ({exc.filename}, line {exc.lineno})" if exc.filename else ""
         return f"{type(exc).__name__}: {exc.msg}{where}"
@@ -88,7 +97,7 @@ def resolve(spec: str) -> AppTarget:
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        raise AppLoadError(f"cannot import {module_name!r}: {_one_line(exc)}") from exc
+        raise AppLoadError(f"cannot import {module_name!r}: {one_line(exc)}") from exc
     obj: Any = module
     for part in expr.split("."):
         try:
@@ -98,7 +107,7 @@ def resolve(spec: str) -> AppTarget:
     return AppTarget(spec, obj, args, kwargs, call)
 
 
-def _is_app(obj: object) -> bool:
+def is_app(obj: object) -> bool:
     try:
         from forkloop.core.web.app import Application
     except ImportError:  # pragma: no cover - the engine is always there in a worker
@@ -112,21 +121,21 @@ def _is_app(obj: object) -> bool:
 def make_app(target: AppTarget) -> Any:
     """The Application, or an awaitable of it for an ``async def`` factory."""
     obj = target.obj
-    if not target.call and _is_app(obj):
+    if not target.call and is_app(obj):
         return obj
     if not callable(obj):
         raise AppLoadError(f"{target.spec} is a {type(obj).__name__}, not an Application")
     try:
         result = obj(*target.args, **target.kwargs)
     except Exception as exc:
-        raise AppLoadError(f"factory {target.spec} failed: {_one_line(exc)}") from exc
+        raise AppLoadError(f"factory {target.spec} failed: {one_line(exc)}") from exc
     if inspect.isawaitable(result):
         return result
     return check_app(result, target.spec)
 
 
 def check_app(obj: object, spec: str) -> Any:
-    if not _is_app(obj):
+    if not is_app(obj):
         raise AppLoadError(
             f"{spec} returned a {type(obj).__name__}, expected a forkloop.web.Application"
         )

@@ -49,9 +49,11 @@ from forkloop.supervisor import logs
 from forkloop.supervisor.config import Config
 from forkloop.supervisor.heartbeat import HeartbeatWriter
 from forkloop.supervisor.process import WorkerContext
+from forkloop.supervisor.scoreboard import Scoreboard
 from forkloop.supervisor.sockets import open_worker_socket
 
 from . import loader
+from .accept import BalancedAcceptor
 
 __all__ = ["EXIT_BOOT_ERROR", "Counters", "Worker", "worker_main"]
 
@@ -92,6 +94,10 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
 
+def _exit_while_booting(signum: int, frame: object) -> None:
+    os._exit(0)
+
+
 class Counters:
     """The worker's observer (``forkloop.core.hooks``): what the heartbeat reports.
 
@@ -99,11 +105,15 @@ class Counters:
     ``Connection: close`` and a keep-alive client reconnects -- to a sibling worker.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, scoreboard: Scoreboard | None = None, slot: int = 0) -> None:
         self.requests = 0
         self.inflight = 0
         self.connections = 0
         self.closing = False
+        self._board = scoreboard
+        self._slot = slot
+        self.limit = 0  # --max-requests for this worker (jitter included); 0: none
+        self.on_limit: Callable[[], None] | None = None
 
     def request_started(self, request: Any) -> None:
         self.inflight += 1
@@ -117,12 +127,18 @@ class Counters:
     ) -> None:
         self.inflight -= 1
         self.requests += 1
+        if self.requests == self.limit and self.on_limit is not None:
+            self.on_limit()  # tell the master now, not at the next heartbeat
 
     def connection_made(self) -> None:
         self.connections += 1
+        if self._board is not None:
+            self._board.set_connections(self._slot, self.connections)
 
     def connection_lost(self) -> None:
         self.connections -= 1
+        if self._board is not None:
+            self._board.set_connections(self._slot, self.connections)
 
 
 class Worker:
@@ -132,7 +148,11 @@ class Worker:
         self.ctx = ctx
         self.config = ctx.config
         self.pipe = HeartbeatWriter(ctx.pipe_fd)
-        self.counters = Counters()
+        self.counters = Counters(ctx.scoreboard, ctx.slot)
+        self.interval_s = min(1.0, max(0.05, self.config.timeout_s / 5))
+        self.acceptors: list[BalancedAcceptor] = []
+        hook = ctx.extra.get("heartbeat_fields")
+        self._heartbeat_fields: Callable[[], Any] | None = hook if callable(hook) else None
         self.draining = False  # readiness 503
         self.stop_kind: str | None = None  # "shutdown" | "retire" | "quick"
         self.stopped: asyncio.Event | None = None
@@ -140,7 +160,6 @@ class Worker:
         self.sites: list[Any] = []
         self.accept_socks: list[socket.socket] = []
         self.ssl: ssl.SSLContext | None = None
-        self.started = time.monotonic()
 
     # ------------------------------------------------------------------ boot
 
@@ -153,7 +172,6 @@ class Worker:
         logs.configure(self.config.log_level, self.config.log_format)
         faulthandler.enable(file=sys.stderr, all_threads=True)
         for sig in (
-            signal.SIGHUP,
             signal.SIGUSR1,
             signal.SIGUSR2,
             signal.SIGTTIN,
@@ -161,6 +179,8 @@ class Worker:
             signal.SIGWINCH,
         ):
             signal.signal(sig, signal.SIG_IGN)  # until the loop installs its handlers
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGINT):
+            signal.signal(sig, _exit_while_booting)  # not serving yet: nothing to drain
         try:
             app = self._load()
             self.ssl = ssl_context(self.config)
@@ -181,7 +201,7 @@ class Worker:
         detail = "".join(traceback.format_exception(exc))
         sys.stderr.write(detail)
         sys.stderr.flush()
-        error = str(exc) if isinstance(exc, loader.AppLoadError) else loader._one_line(exc)
+        error = str(exc) if isinstance(exc, loader.AppLoadError) else loader.one_line(exc)
         self.pipe.send_blocking("boot_error", error=error, detail=detail[-3000:])
         return EXIT_BOOT_ERROR
 
@@ -215,14 +235,7 @@ class Worker:
                 **kwargs,
             )
             await self.runner.setup()
-            for listener in self.ctx.listeners:
-                sock = open_worker_socket(listener, self.config.backlog)
-                # Our own handle on the listener: after the site stops accepting we still
-                # accept what the kernel already queued (see _accept_queued).
-                self.accept_socks.append(sock.dup())
-                site = SockSite(self.runner, sock, ssl_context=self.ssl)
-                await site.start()
-                self.sites.append(site)
+            await self._listen(SockSite)
         except Exception as exc:
             return self._boot_failed(exc)
         self._close_unused_listeners()
@@ -236,6 +249,8 @@ class Worker:
         loop.add_signal_handler(signal.SIGUSR1, self._reopen_logs)
         self.pipe.send_blocking("ready", pid=os.getpid(), slot=self.ctx.slot)
         heartbeat = asyncio.create_task(self._heartbeat())
+        self.counters.limit = self.ctx.max_requests
+        self.counters.on_limit = self._beat_now
         await self.stopped.wait()
         try:
             if self.stop_kind != "quick":
@@ -244,6 +259,38 @@ class Worker:
             heartbeat.cancel()
             self.pipe.close()
         return 0
+
+    async def _listen(self, site_class: Any) -> None:
+        """Shared listeners: balanced accepting. Reuse-port: our own socket, an engine site."""
+        self._publish()
+        for listener in self.ctx.listeners:
+            if listener.reuse_port:
+                sock = open_worker_socket(listener, self.config.backlog)
+                # Our own handle on the listener: after the site stops accepting we still
+                # accept what the kernel already queued (see _accept_queued).
+                self.accept_socks.append(sock.dup())
+                site = site_class(
+                    self.runner, sock, ssl_context=self.ssl, backlog=self.config.backlog
+                )
+                await site.start()
+                self.sites.append(site)
+            else:
+                acceptor = BalancedAcceptor(
+                    listener.sock,
+                    self.runner.server,
+                    ssl_context=self.ssl,
+                    connections=lambda: self.counters.connections,
+                    scoreboard=self.ctx.scoreboard,
+                    slot=self.ctx.slot,
+                    fresh_s=3 * self.interval_s,
+                )
+                acceptor.start()
+                self.acceptors.append(acceptor)
+
+    def _publish(self) -> None:
+        board = self.ctx.scoreboard
+        if board is not None:
+            board.publish(self.ctx.slot, os.getpid(), self.counters.connections)
 
     def _close_unused_listeners(self) -> None:
         """In reuse-port mode the master's reserved sockets are not ours to hold."""
@@ -273,25 +320,53 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         loop = asyncio.get_running_loop()
-        interval = min(1.0, max(0.05, self.config.timeout_s / 5))
+        interval = self.interval_s
         expected = loop.time() + interval
         while True:
             await asyncio.sleep(max(0.0, expected - loop.time()))
             now = loop.time()
             lag = max(0.0, now - expected)  # how late the loop ran this timer
             expected = now + interval
-            counters = self.counters
-            self.pipe.send(
-                "beat",
-                requests=counters.requests,
-                inflight=counters.inflight,
-                connections=counters.connections,
-                lag_s=round(lag, 6),
-                draining=self.draining,
-            )
+            self._send_beat(lag)
             if self.pipe.broken or os.getppid() != self.ctx.master_pid:
                 log.warning("the master is gone: exiting")
                 self.stop("quick")
+
+    def _send_beat(self, lag: float) -> None:
+        counters = self.counters
+        self._publish()
+        extra = self._extra_fields() if self._heartbeat_fields is not None else {}
+        self.pipe.send(
+            "beat",
+            requests=counters.requests,
+            inflight=counters.inflight,
+            connections=counters.connections,
+            lag_s=round(lag, 6),
+            draining=self.draining,
+            **extra,
+        )
+
+    def _beat_now(self) -> None:
+        """The request limit was just reached: say so now (a ``limit`` message is a heartbeat
+        without a loop-lag sample), so the replacement starts at once."""
+        counters = self.counters
+        self.pipe.send(
+            "limit",
+            requests=counters.requests,
+            inflight=counters.inflight,
+            connections=counters.connections,
+            draining=self.draining,
+        )
+
+    def _extra_fields(self) -> dict[str, Any]:
+        """Fields another layer (metrics) adds to every heartbeat: ``ctx.extra``'s
+        ``heartbeat_fields() -> dict``. A failing hook never stops the heartbeat."""
+        try:
+            fields = self._heartbeat_fields() if self._heartbeat_fields else {}
+        except Exception:
+            log.exception("heartbeat_fields hook failed")
+            return {}
+        return {k: v for k, v in dict(fields).items() if k not in ("v", "k")}
 
     # ------------------------------------------------------------------ stopping
 
@@ -312,6 +387,12 @@ class Worker:
 
     async def _graceful(self) -> None:
         self.pipe.send("stopping", reason=self.stop_kind)
+        log.info(
+            "stopping (%s): %d connections open, %d requests served",
+            self.stop_kind,
+            self.counters.connections,
+            self.counters.requests,
+        )
         delay = self.config.drain_delay_s if self.stop_kind == "shutdown" else 0.0
         if delay:
             log.info("draining: readiness 503, serving %.1fs more", delay)
@@ -320,31 +401,36 @@ class Worker:
         self.counters.closing = True
         for site in self.sites:
             await site.stop()
+        for acceptor in self.acceptors:
+            acceptor.stop()
         await self._accept_queued()
         await self._let_connections_close(min(2.0, self.config.graceful_timeout_s * 0.1))
         await self.runner.cleanup()
 
     async def _accept_queued(self) -> None:
         """Serve the connections already in the kernel's accept queue, then close."""
-        loop = asyncio.get_running_loop()
+        budget = min(1.0, self.config.graceful_timeout_s * 0.05)  # for TLS handshakes
         accepted = 0
-        for sock in self.accept_socks:
-            sock.setblocking(False)
-            while True:
-                try:
-                    conn, _ = sock.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    break
-                conn.setblocking(False)
-                accepted += 1
-                try:
-                    await loop.connect_accepted_socket(self.runner.server, conn, ssl=self.ssl)
-                except (OSError, ssl.SSLError):
-                    conn.close()
+        for acceptor in self.acceptors:
+            accepted += await acceptor.accept_queued(budget)
+            # Our copy of the shared listener: once every holder closed it, the port refuses.
+            acceptor.sock.close()
+        for sock in self.accept_socks:  # reuse-port listeners: the queue is ours alone
+            acceptor = BalancedAcceptor(
+                sock,
+                self.runner.server,
+                ssl_context=self.ssl,
+                connections=lambda: 0,
+                scoreboard=None,
+                slot=self.ctx.slot,
+                fresh_s=0.0,
+            )
+            acceptor.stop()
+            accepted += await acceptor.accept_queued(budget)
             sock.close()
         self.accept_socks.clear()
+        if self.ctx.scoreboard is not None:
+            self.ctx.scoreboard.clear(self.ctx.slot, os.getpid())  # siblings stop waiting on us
         if accepted:
             log.info("serving %d connections that were queued on the listener", accepted)
             # Let their requests be read before the shutdown decides who is idle.

@@ -16,7 +16,7 @@ if str(BENCH_DIR) not in sys.path:
 import common  # noqa: E402
 import run  # noqa: E402
 
-StartPeer = Callable[..., common.ServerProcess]
+StartPeer = Callable[..., common.ServerProcess]  # also spelled out in test_peers.py
 
 
 @pytest.fixture

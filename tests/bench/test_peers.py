@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import common
 import pytest
-from conftest import StartPeer
+import run
 
 PLAIN = b"Hello, World!"
-
-
-def engine_ready() -> bool:
-    """forkloop's engine serves once run_app exists (it lands with issue 2's engine work)."""
-    try:
-        from forkloop.core.web import run_app
-    except ImportError:
-        return False
-    return hasattr(run_app, "run_app")
+StartPeer = Callable[..., common.ServerProcess]  # the start_peer fixture of conftest.py
 
 
 def metrics_setup_exists() -> bool:
@@ -54,25 +47,24 @@ def test_peer_serves_plaintext_and_json_pinned(start_peer: StartPeer, key: str) 
     assert cpus_allowed(server.pid) == "0"
     status, _, _ = common.http_get(server.port, "/missing")
     assert status == 404
+    if key == "aiohttp":
+        assert f"{run.LOOP_LINE}uvloop.Loop" in server.output_tail()
 
 
-@pytest.mark.skipif(not engine_ready(), reason="forkloop's engine (run_app) has not landed yet")
 def test_forkloop_peer_serves_the_same_app(start_peer: StartPeer) -> None:
     server = start_peer("forkloop")
     assert_serves_both(server)
     assert cpus_allowed(server.pid) == "0"
+    assert f"{run.LOOP_LINE}uvloop.Loop" in server.output_tail()
 
 
 def test_forkloop_metrics_variant_serves_or_says_unsupported(start_peer: StartPeer) -> None:
-    if metrics_setup_exists() and engine_ready():
+    if metrics_setup_exists():
         assert_serves_both(start_peer("forkloop-metrics"))
         return
     server = start_peer("forkloop-metrics", wait=False)
     assert server.proc is not None
-    returncode = server.proc.wait(timeout=30)
-    if not engine_ready() and returncode != common.EXIT_UNSUPPORTED:
-        pytest.skip("forkloop's engine has not landed yet")
-    assert returncode == common.EXIT_UNSUPPORTED
+    assert server.proc.wait(timeout=30) == common.EXIT_UNSUPPORTED
     assert "forkloop.metrics" in server.output_tail()
 
 

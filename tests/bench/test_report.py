@@ -95,6 +95,8 @@ def test_checks_give_verdicts_and_pair_the_metrics_cost_by_round() -> None:
     metrics = items["metrics on costs <= 5% of plaintext req/s"]
     assert metrics["value"] == pytest.approx(0.03)
     assert metrics["ok"] is True
+    # cpu_us_per_req = 1e6 / rps in RUNS, so the CPU view gives the same per-round ratios.
+    assert metrics["value_by_cpu"] == pytest.approx(0.03)
 
 
 def test_checks_say_why_a_figure_is_missing() -> None:
@@ -135,8 +137,9 @@ def results_fixture() -> dict[str, Any]:
         "extras": {
             "bench_routing": {
                 "status": "ok",
-                "result": {"title": "Routing", "rows": [{"routes": 10, "us": 1.5}], "ratio": 1.1},
+                "result": {"title": "Routing", "rows": [{"routes": 10, "us": 1.5}], "raw": 7},
             },
+            "bench_upload": {"status": "ok", "result": {"mb_s": {"forkloop": 700.0}, "ratio": 1.1}},
             "bench_ws": {"status": "timeout", "error": "no result within 900 s"},
             "bench_static": {"status": "ok", "result": {"markdown": "| a |\n|---|\n| 1 |"}},
         },
@@ -148,12 +151,17 @@ def test_markdown_has_the_table_checks_notes_and_extras() -> None:
     x = report.TIMES
     assert f"| plaintext | forkloop | 90,000 | 2.00{x} | 9.00 | 11.1 | 2.00{x} |" in text
     assert f"| json | aiohttp + uvloop | 40,000 | 1.00{x} |" in text
-    assert f"**PASS** forkloop plaintext >= 2x aiohttp req/s: 2.00{x} (80% of the way" in text
+    assert (
+        f"**PASS** forkloop plaintext >= 2x aiohttp req/s: 2.00{x} "
+        f"(by server CPU per request: 2.00{x}); 80% of the 2.5{x} long-run target"
+    ) in text
     assert "**FAIL** forkloop json" in text
-    assert "+3.0% cost" in text
+    assert "+3.0% cost (by server CPU per request: +3.0%)" in text
     assert "- a note" in text
-    assert "### Routing" in text
+    assert "#### Routing" in text
     assert "| 10 | 1.5 |" in text
+    assert "| raw |" not in text  # rows given: the other keys stay in the JSON
+    assert "| mb_s.forkloop | 700 |" in text
     assert "| ratio | 1.1 |" in text
     assert "timeout: no result within 900 s" in text
     assert "| a |\n|---|\n| 1 |" in text
@@ -188,3 +196,11 @@ def test_report_cli_rebuilds_markdown_from_a_results_file(
     results.write_text(json.dumps(results_fixture()))
     report.main([str(results)])
     assert "| plaintext | forkloop | 90,000 |" in capsys.readouterr().out
+
+
+def test_a_noisy_run_marks_every_verdict_provisional() -> None:
+    noisy = [{**r, "others_on_server_cpu": 0.4, "others_on_client_cpu": 0.0} for r in RUNS]
+    assert report.is_noisy(noisy)
+    assert not report.is_noisy([{**r, "others_on_server_cpu": 0.02} for r in RUNS])
+    text = report.checks_markdown(report.checks(report.summarize(noisy), noisy, {}))
+    assert text.count("(provisional: noisy machine)") == 3

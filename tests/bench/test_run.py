@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -36,6 +37,8 @@ def test_tiny_run_measures_peers_and_writes_results(tmp_path: Path, wrk_path: st
             assert len(row["rps_rounds"]) == 2
             assert row["errors"] == 0
             assert row["non_2xx"] == 0
+            assert row["rss_mib_max"] > 1
+            assert row["cpu_us_per_req_median"] > 0
         assert summary[scenario]["aiohttp"]["ratio_to_aiohttp"] == pytest.approx(1.0)
     # A, B per test per round: the order of runs is interleaved, not A A B B.
     order = [(r["round"], r["scenario"], r["peer"]) for r in results["runs"]]
@@ -113,7 +116,7 @@ def test_a_benchmark_over_its_time_is_stopped_with_what_it_started(tmp_path: Pat
         """,
     )
     started = time.monotonic()
-    entry = run.run_extra("bench_slow", False, 2, tmp_path, bench_dir=tmp_path)
+    entry = run.run_extra("bench_slow", False, 6, tmp_path, bench_dir=tmp_path)
     assert entry["status"] == "timeout"
     assert time.monotonic() - started < 30
     child = int(pid_file.read_text())
@@ -135,3 +138,99 @@ def test_discover_extras_selection() -> None:
     assert run.discover_extras("none") == []
     assert run.discover_extras("routing,bench_ws.py") == ["bench_routing", "bench_ws"]
     assert run.discover_extras("all") == sorted(p.stem for p in common.BENCH_DIR.glob("bench_*.py"))
+
+
+def test_others_share_is_what_the_cpu_did_besides_our_process() -> None:
+    assert run.others_share((10.0, 20.0), (14.0, 25.0), ours_s=3.0) == pytest.approx(0.2)
+    assert run.others_share((10.0, 20.0), (14.0, 25.0), ours_s=5.0) == 0.0  # clock granularity
+    assert math.isnan(run.others_share((0.0, 1.0), (0.0, 1.0), ours_s=0.0))  # no time passed
+
+
+def test_noise_notes_flag_a_busy_machine_and_an_unsaturated_server() -> None:
+    machine = {"load_average": (0.1, 0.1, 0.1)}
+    quiet = [
+        {"scenario": "plaintext", "peer": "aiohttp", "server_busy": 0.97,
+         "others_on_server_cpu": 0.01, "others_on_client_cpu": 0.02},
+    ]  # fmt: skip
+    (note,) = run.noise_notes(machine, quiet)
+    assert note.endswith("a quiet machine")
+    busy = [
+        {"scenario": "json", "peer": "ceiling", "server_busy": 0.6,
+         "others_on_server_cpu": 0.3, "others_on_client_cpu": 0.0},
+    ]  # fmt: skip
+    notes = run.noise_notes({"load_average": (1.5, 1.0, 1.0)}, busy)
+    assert "not quiet" in notes[0]
+    assert notes[1].endswith("understates them): ceiling json 60%")
+    assert "load average was 1.50" in notes[2]
+
+
+def test_unavailable_cpu_is_a_clear_error(wrk_path: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(RUN_PY), "--server-cpu", "4096", "--extras", "none", "--no-docs"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "CPUs 4096 and 1 are not both available" in done.stderr
+
+
+def test_servers_that_crash_or_answer_wrongly_are_left_out_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def wrong(port: int) -> list[str]:  # a directory listing is not "Hello, World!"
+        return [sys.executable, "-m", "http.server", str(port), "--bind", common.HOST,
+                "--directory", str(tmp_path)]  # fmt: skip
+
+    def crash(port: int) -> list[str]:
+        return [sys.executable, "-c", "raise SystemExit('no such framework')"]
+
+    monkeypatch.setitem(run.PEERS, "wrong", run.Peer("wrong", "wrong", ("plaintext",), wrong))
+    monkeypatch.setitem(run.PEERS, "crash", run.Peer("crash", "crash", ("plaintext",), crash))
+    args = run.parse_args(["--peers", "wrong,crash,ceiling", "--scenarios", "plaintext"])
+    wrk = common.WrkConfig(wrk="wrk", lua_script=tmp_path / "unused.lua")
+    bench = run.HttpBench(args, wrk, notes=[])
+    try:
+        bench.start_all()
+        assert list(bench.servers) == ["ceiling"]
+    finally:
+        bench.stop_all()
+    assert bench.peer_status["wrong"]["status"] == "failed"
+    assert "wrong answer to GET /: 200 'text/html" in bench.skipped["wrong"]
+    assert bench.skipped["crash"] == "did not start (exit 1): no such framework"
+    assert bench.peer_status["ceiling"]["status"] == "ok"
+
+
+def test_a_port_taken_before_the_bind_is_retried_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "first-try"
+    script = tmp_path / "flaky.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import pathlib, runpy, sys
+            marker = pathlib.Path({str(marker)!r})
+            if not marker.exists():
+                marker.touch()
+                sys.exit("OSError: [Errno 98] Address already in use")
+            sys.argv = ["ceiling.py", "--port", sys.argv[1]]
+            runpy.run_path({str(common.PEERS_DIR / "ceiling.py")!r}, run_name="__main__")
+            """
+        )
+    )
+
+    def flaky(port: int) -> list[str]:
+        return [sys.executable, str(script), str(port)]
+
+    monkeypatch.setitem(run.PEERS, "flaky", run.Peer("flaky", "flaky", ("plaintext",), flaky))
+    args = run.parse_args(["--peers", "flaky", "--scenarios", "plaintext"])
+    bench = run.HttpBench(args, common.WrkConfig(wrk="wrk", lua_script=tmp_path / "x"), [])
+    try:
+        bench.start_all()
+        assert bench.peer_status["flaky"]["status"] == "ok"
+        status, _, body = common.http_get(bench.servers["flaky"].port, "/")
+        assert (status, body) == (200, b"Hello, World!")
+    finally:
+        bench.stop_all()

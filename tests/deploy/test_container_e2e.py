@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -83,6 +84,22 @@ def module_exists(module: str, *roots: Path) -> bool:
     return False
 
 
+REQUESTS = re.compile(r"^http_server_request_duration_seconds_count\{.*\} (\S+)$", re.M)
+READY_WORKERS = re.compile(r'^forkloop_supervisor_workers\{state="ready"\} (\S+)$', re.M)
+
+
+def metrics_text(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return str(response.read().decode())
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        return f"<{exc!r}>"
+
+
+def metric_sum(url: str, pattern: re.Pattern[str]) -> float:
+    return sum(float(value) for value in pattern.findall(metrics_text(url)))
+
+
 def metrics_wired() -> bool:
     """Whether forkloop.metrics plugs into `forkloop serve` yet (issue 8's extension point)."""
     try:
@@ -99,6 +116,7 @@ class Served:
     metrics_port: int
     argv: list[str]
     log: Path
+    workers: int
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
@@ -127,7 +145,10 @@ def served(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(HERE), env.get("PYTHONPATH")]))
     ref = next(e for e in container["env"] if e["name"] == "WEB_CONCURRENCY")
     divisor = ref["valueFrom"]["resourceFieldRef"].get("divisor", "1")
-    env["WEB_CONCURRENCY"] = str(downward_cpu(container["resources"]["requests"]["cpu"], divisor))
+    workers = downward_cpu(container["resources"]["requests"]["cpu"], divisor)
+    env["WEB_CONCURRENCY"] = str(workers)
+    # The demo reads its own metrics for its live panel; point it at the moved metrics port.
+    env["FORKLOOP_DEMO_METRICS_URL"] = f"http://127.0.0.1:{metrics_port}/metrics"
 
     log = tmp_path / "forkloop.log"
     with log.open("wb") as sink:
@@ -139,7 +160,7 @@ def served(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    served = Served(proc, http_port, metrics_port, argv, log)
+    served = Served(proc, http_port, metrics_port, argv, log, workers)
     try:
         yield served
     finally:
@@ -168,7 +189,12 @@ def test_kubelet_lifecycle(
     assert status_of(base + "/-/healthz") == 200
     assert status_of(base + "/") == 200
     if metrics_wired():
-        assert status_of(f"http://127.0.0.1:{served.metrics_port}/metrics") == 200
+        # One scrape of the metrics port (what the ServiceMonitor scrapes) covers every worker.
+        for _ in range(10):
+            assert status_of(base + "/") == 200
+        scrape = f"http://127.0.0.1:{served.metrics_port}/metrics"
+        assert wait_for(lambda: metric_sum(scrape, REQUESTS) >= 10, 10), metrics_text(scrape)
+        assert metric_sum(scrape, READY_WORKERS) == served.workers
     assert run_healthcheck(healthcheck_argv(dockerfile), served.http_port) == 0
 
     # The kubelet's stop: SIGTERM to PID 1 (here: the supervisor we started).
@@ -200,3 +226,107 @@ def test_kubelet_lifecycle(
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))  # released: nothing of ours still holds it
+
+
+# --------------------------------------------------------------------------------------------
+# PID 1: in a container the supervisor is PID 1 of its PID namespace. It must handle SIGTERM
+# (the kernel gives PID 1 no default signal actions) and reap orphans re-parented to it.
+
+
+def children_of(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def proc_stat(pid: int) -> tuple[str, str, int] | None:
+    """(command, state, parent pid) of a process as seen from the host, or None once gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    command = text[text.index("(") + 1 : text.rindex(")")]
+    state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+    return command, state, int(ppid)
+
+
+def processes_under(parent: int) -> list[tuple[int, str, str]]:
+    """(pid, command, state) of the direct children of `parent` (host pids)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = proc_stat(int(entry.name))
+            if stat is not None and stat[2] == parent:
+                found.append((int(entry.name), stat[0], stat[1]))
+    return found
+
+
+@pytest.mark.slow
+def test_supervisor_as_pid1_reaps_orphans_and_stops_on_term(
+    dockerfile: list[Instruction], container: dict[str, Any], tmp_path: Path
+) -> None:
+    import shutil
+
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs root and util-linux `unshare` to run the supervisor as PID 1")
+    if not (ROOT / "forkloop" / "cli.py").exists():
+        pytest.skip("forkloop/cli.py not written yet (issue 6)")
+    argv = container_argv(dockerfile, container)
+    argv[-1] = STAND_IN_APP
+    port = free_port()
+    argv = replace_option(argv, "--bind", f"127.0.0.1:{port}")
+    argv = replace_option(argv, "--metrics-bind", f"127.0.0.1:{free_port()}")
+    env = {**os.environ, "WEB_CONCURRENCY": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(HERE)])
+    log = tmp_path / "forkloop.log"
+    with log.open("wb") as sink:
+        wrapper = subprocess.Popen(
+            [
+                unshare,
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                sys.executable,
+                "-m",
+                "forkloop",
+                *argv[1:],
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert wait_for(lambda: status_of(base + "/-/readyz") == 200, 60), log.read_text()
+        (pid1,) = children_of(wrapper.pid)  # the supervisor: PID 1 inside, pid1 outside
+        nspid = next(
+            line
+            for line in Path(f"/proc/{pid1}/status").read_text().splitlines()
+            if line.startswith("NSpid:")
+        )
+        assert nspid.split()[-1] == "1", f"not PID 1 in its namespace: {nspid}"
+
+        # An orphan that lives 2 s: while it runs, its parent is the supervisor ...
+        assert status_of(base + "/orphan?s=2") == 200
+        assert wait_for(lambda: any(cmd == "sleep" for _, cmd, _ in processes_under(pid1)), 3), (
+            "the orphan was not re-parented to PID 1"
+        )
+        # ... and once it exits it is reaped: no zombie stays behind.
+        for _ in range(5):
+            assert status_of(base + "/orphan?s=0.1") == 200
+        assert wait_for(
+            lambda: not any(cmd == "sleep" for _, cmd, _ in processes_under(pid1)), 10
+        ), f"zombies under PID 1: {processes_under(pid1)}"
+
+        os.kill(pid1, signal.SIGTERM)  # what the kubelet sends to PID 1
+        drain = float(option_value(argv, "--drain-delay"))
+        graceful = float(option_value(argv, "--graceful-timeout"))
+        assert wrapper.wait(timeout=drain + graceful + 5) == 0, log.read_text()[-3000:]
+    finally:
+        if wrapper.poll() is None:
+            os.killpg(wrapper.pid, signal.SIGKILL)  # the process group we started
+            wrapper.wait(timeout=10)

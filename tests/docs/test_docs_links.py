@@ -147,6 +147,28 @@ def test_internal_links_resolve(path: Path) -> None:
     assert broken_links(path) == []
 
 
+def test_every_page_is_reachable_from_the_index() -> None:
+    """A page no link leads to is lost: docs/index.md reaches all of docs/ (but docs/dev/)."""
+    start = (ROOT / "docs" / "index.md").resolve()
+    seen, todo = {start}, [start]
+    while todo:
+        page = todo.pop()
+        for link in links_in(page):
+            if check(link) is not None or _SCHEME.match(link.target) or not link.target:
+                continue
+            path_part = unquote(link.target.partition("#")[0].split("?", 1)[0])
+            target = (page.parent / path_part).resolve() if path_part else page
+            if target.suffix == ".md" and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    pages = {p.resolve() for p in (ROOT / "docs").rglob("*.md")}
+    dev = (ROOT / "docs" / "dev").resolve()
+    unreachable = sorted(
+        str(p.relative_to(ROOT.resolve())) for p in pages - seen if not p.is_relative_to(dev)
+    )
+    assert unreachable == [], "link these pages from docs/index.md (or a page it links to)"
+
+
 def test_docs_exist() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in documents()}
     assert {"docs/index.md", "docs/quickstart.md", "docs/kubernetes.md"} <= names

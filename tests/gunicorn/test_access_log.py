@@ -55,6 +55,7 @@ REQUESTS = [
     b"GET /stream HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n",
     b"GET /teapot HTTP/1.0\r\n\r\n",
     b"HEAD /hello HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n",
+    b"GET /caf%C3%A9?q=%22x%22&r HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n",
 ]
 
 

@@ -5,6 +5,7 @@ Every test runs a real gunicorn master (tests/gunicorn/conftest.py) with both wo
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,15 @@ def test_serves_app_factory_and_async_factory(gunicorn, worker_class: str, app: 
     assert get(server.url("/hello")).text == "hello"
 
 
+def test_handler_errors_reach_gunicorns_error_log(gunicorn) -> None:
+    server: Gunicorn = gunicorn()
+    server.wait_booted()
+    assert get(server.url("/boom")).status_code == 500
+    log = server.wait_for("RuntimeError: boom in a handler")
+    assert re.search(r"\[\d+\] \[ERROR\] Error handling request", log), log
+    assert get(server.url("/hello")).status_code == 200
+
+
 def test_term_finishes_in_flight_request_then_exits_0(gunicorn, worker_class: str) -> None:
     server: Gunicorn = gunicorn("--graceful-timeout", "10", worker=worker_class)
     [pid] = server.wait_booted()
@@ -49,6 +59,7 @@ def test_term_finishes_in_flight_request_then_exits_0(gunicorn, worker_class: st
     elapsed = time.monotonic() - started
     assert 1.5 < elapsed < 9.5, elapsed  # waited for the request, not for the graceful timeout
     assert not alive(pid)
+    assert f"fl_app cleanup ran in {pid}" in server.log()
     # New connections were refused once the master closed its listeners.
     with pytest.raises(httpx.TransportError):
         get(server.url("/hello"), timeout=2)
@@ -85,6 +96,26 @@ def test_quit_and_int_exit_at_once(gunicorn, worker_class: str, sig: signal.Sign
             pending.result(timeout=10)
     assert elapsed < 3, elapsed
     assert not alive(pid)
+    assert f"fl_app cleanup ran in {pid}" in server.log()  # on_cleanup still ran
+
+
+def test_quit_during_a_graceful_stop_makes_it_quick(gunicorn) -> None:
+    server: Gunicorn = gunicorn("--graceful-timeout", "30", worker=WORKER_CLASSES[1])
+    [pid] = server.wait_booted()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(get, server.url("/slow?s=20"), 25)
+        time.sleep(0.5)
+        server.signal(signal.SIGTERM)
+        server.wait_for(f"Worker {pid}: TERM received")
+        started = time.monotonic()
+        server.signal(signal.SIGQUIT)
+        server.wait_exit(10)
+        elapsed = time.monotonic() - started
+        with pytest.raises(httpx.TransportError):
+            pending.result(timeout=10)
+    assert elapsed < 4, elapsed
+    assert f"Worker {pid}: SIGQUIT received" in server.log()
+    assert f"Worker exiting (pid: {pid})" in server.log()
 
 
 def test_blocked_loop_is_killed_by_timeout_and_replaced(gunicorn, worker_class: str) -> None:
@@ -146,11 +177,15 @@ FAILING_APPS = {
 }
 
 
-@pytest.mark.parametrize("app", list(FAILING_APPS))
-@pytest.mark.parametrize("worker", WORKER_CLASSES, ids=["asyncio", "uvloop"])
+@pytest.mark.parametrize(
+    ("app", "worker"),
+    [(app, WORKER_CLASSES[0]) for app in FAILING_APPS]
+    + [
+        ("fl_app:failing_factory", WORKER_CLASSES[1]),
+        ("fl_app:failing_startup", WORKER_CLASSES[1]),
+    ],
+)
 def test_failing_app_stops_gunicorn_without_respawning(gunicorn, app: str, worker: str) -> None:
-    if worker != WORKER_CLASSES[0] and app != "fl_app:failing_factory":
-        pytest.skip("one failure mode is enough for the uvloop class")
     # One worker: with several, gunicorn 27 itself may exit 1 instead of 3 when a second worker
     # fails while the master halts (HaltServer raised again from Arbiter.stop()).
     server: Gunicorn = gunicorn(app=app, worker=worker)
@@ -161,3 +196,27 @@ def test_failing_app_stops_gunicorn_without_respawning(gunicorn, app: str, worke
     assert message in log
     assert "serving" not in log
     assert len(server.worker_pids()) == 1, log  # the master halted: no respawn loop
+
+
+@pytest.mark.parametrize(
+    ("worker", "sig"),
+    [
+        (WORKER_CLASSES[0], signal.SIGQUIT),
+        (WORKER_CLASSES[1], signal.SIGQUIT),
+        (WORKER_CLASSES[1], signal.SIGTERM),
+    ],
+    ids=["asyncio-QUIT", "uvloop-QUIT", "uvloop-TERM"],
+)
+def test_signal_while_the_app_is_imported_is_not_lost(gunicorn, worker: str, sig) -> None:
+    # The loop does not run yet while gunicorn imports the app (and uvloop only listens for
+    # signals while it runs): the signal must still stop the worker once the import is done.
+    server: Gunicorn = gunicorn("--graceful-timeout", "30", app="slow_import:app", worker=worker)
+    server.wait_for(r"Booting worker")
+    [pid] = server.worker_pids()
+    time.sleep(0.5)
+    started = time.monotonic()
+    server.signal(sig)
+    assert server.wait_exit(15) == 0
+    assert time.monotonic() - started < 10  # not the 30 s graceful timeout
+    assert not alive(pid)
+    assert "serving" not in server.log()  # it stopped before building the app

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +50,22 @@ def test_limit_request_options_map_to_engine_limits(gunicorn) -> None:
     assert _status(_exchange(port, too_many)) == 431
     big_field = b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: " + b"v" * 80 + b"\r\n\r\n"
     assert _status(_exchange(port, big_field)) == 431
+
+
+def test_unix_socket_bind(gunicorn) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="flg-", dir="/tmp"))  # short: sun_path is 108 bytes
+    path = directory / "s.sock"
+    server: Gunicorn = gunicorn(bind=f"unix:{path}")
+    try:
+        [pid] = server.wait_booted()
+        transport = httpx.HTTPTransport(uds=str(path))
+        with httpx.Client(transport=transport, timeout=10) as client:
+            response = client.get("http://localhost/pid")
+        assert response.text == f"{pid} v1"
+        assert f"serving http://unix:{path}:" in server.log()
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_keep_alive_option_closes_idle_connections(gunicorn) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import io
 import os
@@ -216,10 +217,14 @@ def open_fds() -> int:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
-async def test_failed_uploads_leave_no_temp_files(serve: Serve) -> None:
+async def test_failed_uploads_leave_no_temp_files(
+    serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """413 mid-file and truncated bodies close every temporary file at once."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # this test's own temp directory
     base = await serve(make_app(client_max_size=3 << 20))
-    tmpdir = set(os.listdir(tempfile.gettempdir()))
     before = open_fds()
     big = os.urandom(2 << 20)
     async with aiohttp.ClientSession() as session:
@@ -240,4 +245,64 @@ async def test_failed_uploads_leave_no_temp_files(serve: Serve) -> None:
     assert status_of(resp) == 400
     await asyncio.sleep(0.1)
     assert open_fds() <= before + 2  # allow for the event loop's own churn
-    assert set(os.listdir(tempfile.gettempdir())) <= tmpdir
+    assert list(spool.iterdir()) == []
+
+
+async def test_gzip_bomb_field_is_bounded_by_client_max_size(serve: Serve) -> None:
+    """A tiny gzip part that inflates past client_max_size is refused, not inflated."""
+    base = await serve(make_app(client_max_size=1 << 20))
+    bomb = gzip.compress(b"\0" * (64 << 20))  # 64 MiB of zeros in ~64 KiB
+    assert len(bomb) < 100_000
+    b = "bomb"
+    body = (
+        (
+            f'--{b}\r\nContent-Disposition: form-data; name="f"\r\nContent-Encoding: gzip\r\n\r\n'
+        ).encode()
+        + bomb
+        + f"\r\n--{b}--\r\n".encode()
+    )
+    head = (
+        f"POST /form HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        f"Content-Type: multipart/form-data; boundary={b}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    resp = await raw_request(base, head + body)
+    assert status_of(resp) == 413
+
+
+async def test_files_closed_even_when_the_handler_fails(serve: Serve) -> None:
+    kept: list[web.FileField] = []
+
+    async def failing(request: web.Request) -> web.Response:
+        data = await request.post()
+        field = data["f"]
+        assert isinstance(field, web.FileField)
+        kept.append(field)
+        raise RuntimeError("handler bug")
+
+    app = web.Application(client_max_size=8 << 20)
+    app.router.add_post("/fail", failing)
+    base = await serve(app)
+    form = aiohttp.FormData()
+    form.add_field("f", io.BytesIO(os.urandom(2 << 20)), filename="f.bin")
+    async with aiohttp.ClientSession() as session, session.post(base + "/fail", data=form) as r:
+        assert r.status == 500
+    await wait_closed(kept)  # type: ignore[arg-type]
+
+
+async def test_declared_oversize_upload_refused_before_the_body(serve: Serve) -> None:
+    """curl-style ``Expect: 100-continue`` with a too large Content-Length: 413, no 100."""
+    base = await serve(make_app(client_max_size=1 << 20))
+    head = (
+        "POST /form HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+        "Content-Type: multipart/form-data; boundary=xx\r\n"
+        f"Content-Length: {50 << 20}\r\n\r\n"
+    ).encode()
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 413"), status_line

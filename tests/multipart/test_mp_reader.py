@@ -308,3 +308,33 @@ async def test_client_that_stops_sending_does_not_hang_the_server(serve: Serve) 
     assert seen  # the handler did not hang waiting for the rest
     async with aiohttp.ClientSession() as session, session.get(base + "/ok") as r:
         assert await r.text() == "ok"
+
+
+async def test_reader_subclass_hooks(serve: Serve) -> None:
+    """aiohttp's customisation points: ``part_reader_cls`` and ``multipart_reader_cls``."""
+
+    class LoudPart(BodyPartReader):
+        async def text(self, *, encoding: str | None = None) -> str:
+            return (await super().text(encoding=encoding)).upper()
+
+    class MyReader(MultipartReader):
+        part_reader_cls = LoudPart
+
+    async def handler(request: web.Request) -> web.Response:
+        reader = MyReader(request.headers, request.content)
+        out = []
+        async for part in reader:
+            if isinstance(part, MultipartReader):
+                assert type(part) is MyReader  # nested readers keep the subclass
+                out += [await p.text() async for p in part if isinstance(p, LoudPart)]
+            else:
+                out.append(await part.text())
+        return web.Response(text=",".join(out))
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    base = await serve(app)
+    inner = mp(("", b"nested"), boundary="in")
+    body = mp(("", b"plain"), ("Content-Type: multipart/mixed; boundary=in", inner))
+    resp = await raw_request(base, http_post(body))
+    assert body_of(resp) == b"PLAIN,NESTED"

@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import gzip
 import hashlib
+import logging
 import os
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from static_helpers import Serve, raw_get, serve_in_thread, split_response
 
 from forkloop import web
+from forkloop.core.multipart import MultipartParser, PartData, PartHeaders
 from forkloop.core.web import fileresponse as fr
 from forkloop.core.web.fileresponse import Plan, accepted_encodings, parse_ranges, plan
 
@@ -235,31 +237,22 @@ async def test_multiple_ranges_are_multipart_byteranges(files: tuple[str, Path])
         assert r.headers["Content-Type"].startswith("multipart/byteranges; boundary=")
         raw = await r.read()
         assert int(r.headers["Content-Length"]) == len(raw)
-        reader = aiohttp.MultipartReader.from_response(r)  # type: ignore[arg-type]
-        reader._content = aiohttp.StreamReader(  # type: ignore[attr-defined]
-            _Proto(), 2**16, loop=asyncio.get_running_loop()
-        )
-        reader._content.feed_data(raw)  # type: ignore[attr-defined]
-        reader._content.feed_eof()  # type: ignore[attr-defined]
-        got = []
-        while (part := await reader.next()) is not None:
-            assert isinstance(part, aiohttp.BodyPartReader)
-            got.append((part.headers["Content-Range"], bytes(await part.read())))
+        boundary = r.headers["Content-Type"].partition("boundary=")[2]
+    parser = MultipartParser(boundary)
+    got: list[tuple[str, bytes]] = []
+    for event in parser.feed(raw) + parser.feed_eof():
+        if isinstance(event, PartHeaders):
+            headers = dict(event.headers)
+            assert headers["Content-Type"] == "application/octet-stream"
+            got.append((headers["Content-Range"], b""))
+        elif isinstance(event, PartData):
+            got[-1] = (got[-1][0], got[-1][1] + event.data)
+    assert parser.done
     assert got == [
         ("bytes 0-9/1024", data[0:10]),
         ("bytes 500-599/1024", data[500:600]),
         ("bytes 1019-1023/1024", data[-5:]),
     ]
-    assert all(h == "application/octet-stream" for h in ["application/octet-stream"])
-
-
-class _Proto:
-    """Minimal protocol for feeding aiohttp's StreamReader in the test above."""
-
-    _reading_paused = False
-
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
 
 
 async def test_precompressed_siblings(files: tuple[str, Path]) -> None:
@@ -292,12 +285,20 @@ async def test_precompressed_siblings(files: tuple[str, Path]) -> None:
 BIG = 24 * 1024 * 1024
 
 
-def big_file_app(path: Path, used: list[Any], **kwargs: Any) -> web.Application:
+def big_file_app(path: Path, used: list[Any], finished: list[str] | None = None) -> web.Application:
     async def handler(request: web.Request) -> web.StreamResponse:
         resp = web.FileResponse(path)
         if request.query.get("compress"):
             resp.enable_compression()
         used.append(resp)
+        if finished is None:
+            return resp
+        try:
+            await resp.prepare(request)  # sending happens here
+        except BaseException as exc:
+            finished.append(type(exc).__name__)
+            raise
+        finished.append("ok")
         return resp
 
     app = web.Application()
@@ -313,6 +314,11 @@ def big_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for i in range(BIG >> 20):
             f.write(i.to_bytes(4, "big") + block[4:])
     return path
+
+
+@pytest.fixture(scope="module")
+def big_data(big_path: Path) -> bytes:
+    return big_path.read_bytes()
 
 
 async def fetch_sha(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, int]:
@@ -331,19 +337,24 @@ async def fetch_sha(url: str, headers: dict[str, str] | None = None) -> tuple[in
 @pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
 @pytest.mark.parametrize("mode", ["sendfile", "nosendfile", "compressed", "range"])
 async def test_big_file_integrity(
-    big_path: Path, use_uvloop: bool, mode: str, monkeypatch: pytest.MonkeyPatch
+    big_path: Path,
+    big_data: bytes,
+    use_uvloop: bool,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     if mode == "nosendfile":
         monkeypatch.setenv("FORKLOOP_NOSENDFILE", "1")
     used: list[Any] = []
-    expected = hashlib.sha256(big_path.read_bytes()).hexdigest()
+    expected = hashlib.sha256(big_data).hexdigest()
     with serve_in_thread(lambda: big_file_app(big_path, used), use_uvloop=use_uvloop) as base:
         if mode == "range":
             start, end = 12345, BIG - 4321
             status, sha, size = await fetch_sha(
                 base + "/big", {"Range": f"bytes={start}-{end - 1}"}
             )
-            want = hashlib.sha256(big_path.read_bytes()[start:end]).hexdigest()
+            want = hashlib.sha256(big_data[start:end]).hexdigest()
             assert (status, sha, size) == (206, want, end - start)
         else:
             query = "?compress=1" if mode == "compressed" else ""
@@ -351,24 +362,104 @@ async def test_big_file_integrity(
             status, sha, size = await fetch_sha(base + "/big" + query, headers)
             assert (status, sha, size) == (200, expected, BIG)
     assert used[0].sendfile_used is (mode in ("sendfile", "range"))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 @pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
-async def test_client_gone_mid_file_frees_the_handler(big_path: Path, use_uvloop: bool) -> None:
+async def test_client_gone_mid_file_frees_the_handler(
+    big_path: Path, big_data: bytes, use_uvloop: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     """A client that reads a little then disconnects: the send ends, the server keeps serving."""
     used: list[Any] = []
-    with serve_in_thread(lambda: big_file_app(big_path, used), use_uvloop=use_uvloop) as base:
+    finished: list[str] = []
+    app = lambda: big_file_app(big_path, used, finished)  # noqa: E731
+    with serve_in_thread(app, use_uvloop=use_uvloop) as base:
         host, port = base.removeprefix("http://").split(":")
         for _ in range(3):
             reader, writer = await asyncio.open_connection(host, int(port))
             writer.write(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
             await reader.readexactly(100_000)
             writer.transport.abort()
-        await asyncio.sleep(0.2)
+        for _ in range(100):  # each send notices the reset and ends (no hang, no busy loop)
+            if len(finished) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert len(finished) == 3
+        assert "ok" not in finished
         status, sha, size = await fetch_sha(base + "/big", {"Range": "bytes=0-99"})
         assert (status, size) == (206, 100)
-        assert sha == hashlib.sha256(big_path.read_bytes()[:100]).hexdigest()
+        assert sha == hashlib.sha256(big_data[:100]).hexdigest()
+    # Waiting for writability must not misfire (add_writer is level-triggered).
+    assert not [r for r in caplog.records if "InvalidStateError" in (r.exc_text or r.getMessage())]
+    assert not [
+        r
+        for r in caplog.records
+        if r.exc_info
+        and r.exc_info[0] is not None
+        and r.exc_info[0].__name__ == "InvalidStateError"
+    ]
 
 
 def test_sendfile_loop_cache_is_per_loop_type() -> None:
     assert isinstance(fr._LOOP_SENDFILE, dict)
+
+
+async def test_compression_is_skipped_for_ranges_and_precompressed(
+    serve: Serve, tmp_path: Path
+) -> None:
+    (tmp_path / "t.txt").write_bytes(b"0123456789" * 100)
+    (tmp_path / "p.js").write_text("x" * 100)
+    (tmp_path / "p.js.gz").write_bytes(gzip.compress(b"x" * 100))
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.FileResponse(tmp_path / request.match_info["name"])
+        resp.enable_compression()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/{name}", handler)
+    base = await serve(app)
+    status, h, body = await get(base, "/t.txt", Accept_Encoding="gzip", Range="bytes=0-9")
+    assert (status, body, h.get("content-encoding")) == (206, b"0123456789", None)
+    status, h, body = await get(base, "/p.js", Accept_Encoding="gzip")
+    assert h["content-encoding"] == "gzip"
+    assert gzip.decompress(body) == b"x" * 100  # compressed once, not twice
+    status, h, body = await get(base, "/t.txt", Accept_Encoding="gzip")
+    assert status == 200
+    assert h["content-encoding"] == "gzip"
+    assert h["transfer-encoding"] == "chunked"
+    assert gzip.decompress(dechunk(body)) == b"0123456789" * 100
+
+
+def dechunk(body: bytes) -> bytes:
+    out = b""
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return out
+        out, body = out + body[:size], body[size + 2 :]
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+async def test_slow_reader_gets_every_byte_without_loop_errors(
+    big_path: Path, big_data: bytes, use_uvloop: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client slower than the server: sendfile waits for writability many times."""
+    used: list[Any] = []
+    with serve_in_thread(lambda: big_file_app(big_path, used), use_uvloop=use_uvloop) as base:
+        host, port = base.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port), limit=1 << 16)
+        want = 6 << 20
+        writer.write(f"GET /big HTTP/1.1\r\nHost: t\r\nRange: bytes=0-{want - 1}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 206")
+        got = bytearray()
+        while len(got) < want:
+            got += await reader.read(1 << 16)
+            await asyncio.sleep(0.0005)
+        writer.close()
+    assert bytes(got) == big_data[:want]
+    assert used[0].sendfile_used
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]

@@ -153,3 +153,39 @@ def test_constructor_errors(tmp_path: Path) -> None:
     assert "StaticResource" in repr(r)
     assert len(r) == 2
     assert {route.method for route in r} == {"GET", "HEAD"}
+
+
+async def test_static_in_a_sub_application(serve: Serve, root: Path) -> None:
+    sub = web.Application()
+    resource = sub.router.add_static("/static", root, name="files")
+    app = web.Application()
+    app.add_subapp("/sub", sub)
+    assert str(resource.url_for(filename="a.txt")) == "/sub/static/a.txt"
+    base = await serve(app)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base + "/sub/static/a.txt") as r:
+            assert await r.text() == "hello static\n"
+        async with session.get(base + "/static/a.txt") as r:
+            assert r.status == 404
+
+
+async def test_static_at_the_root_prefix_leaves_other_routes_alone(
+    serve: Serve, root: Path
+) -> None:
+    async def about(request: web.Request) -> web.Response:
+        return web.Response(text="about page")
+
+    app = web.Application()
+    app.router.add_get("/about", about)
+    resource = app.router.add_static("/", root)
+    assert str(resource.url_for(filename="sub/b.js")) == "/sub/b.js"
+    base = await serve(app)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base + "/a.txt") as r:
+            assert await r.text() == "hello static\n"
+        async with session.get(base + "/sub/b.js") as r:
+            assert await r.text() == "var b = 1;\n"
+        async with session.get(base + "/about") as r:
+            assert await r.text() == "about page"
+    status, _, _ = split_response(await raw_get(base, "/../outside/secret.txt"))
+    assert status == 403

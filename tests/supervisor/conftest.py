@@ -22,7 +22,7 @@ import pytest
 HERE = Path(__file__).parent
 PYTHON = sys.executable
 
-APP = '''\
+APP = """\
 import asyncio
 import os
 import sys
@@ -51,6 +51,11 @@ async def block(request):
     return web.Response(text="never")
 
 
+async def hold(request):
+    time.sleep(float(request.query["s"]))  # blocks the loop: new connections queue up
+    return web.Response(text="held")
+
+
 async def on_shutdown(app):
     print(f"on_shutdown {os.getpid()}", file=sys.stderr, flush=True)
 
@@ -65,13 +70,14 @@ def make_app():
     app.router.add_get("/version", version)
     app.router.add_get("/slow", slow)
     app.router.add_get("/block", block)
+    app.router.add_get("/hold", hold)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app
 
 
 app = make_app()
-'''
+"""
 
 
 def children_of(pid: int) -> list[int]:
@@ -110,7 +116,10 @@ class Served:
         full_env.pop("WEB_CONCURRENCY", None)
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "forkloop", "serve", *args],
-            cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, env=full_env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
         )
         self.pid = self.proc.pid
         self.port = 0
@@ -129,15 +138,18 @@ class Served:
             if match:
                 return match
             if time.monotonic() > deadline:
-                raise AssertionError(f"no {pattern!r} in the log within {timeout}s:\n{text[-4000:]}")
+                raise AssertionError(
+                    f"no {pattern!r} in the log within {timeout}s:\n{text[-4000:]}"
+                )
             if self.proc.poll() is not None and not regex.search(self.log, start):
-                raise AssertionError(f"server exited ({self.proc.returncode}) without "
-                                     f"{pattern!r}:\n{text[-4000:]}")
+                raise AssertionError(
+                    f"server exited ({self.proc.returncode}) without {pattern!r}:\n{text[-4000:]}"
+                )
             time.sleep(0.05)
 
     def wait_ready(self, timeout: float = 20.0) -> Served:
         self.wait_log(r"ready: \d+ workers serving", timeout)
-        self.port = int(self.wait_log(r"listening on http://127\.0\.0\.1:(\d+)").group(1))
+        self.port = int(self.wait_log(r"listening on https?://127\.0\.0\.1:(\d+)").group(1))
         self.known_workers.update(self.workers())
         return self
 
@@ -152,10 +164,21 @@ class Served:
     def count(self, pattern: str) -> int:
         return len(re.findall(pattern, self.log))
 
-    def load(self, duration: float, connections: int = 8, path: str = "/pid",
-             background: bool = False) -> dict[str, object] | subprocess.Popen[str]:
-        cmd = [PYTHON, str(HERE / "loadgen.py"), "127.0.0.1", str(self.port), "--path", path,
-               "--connections", str(connections), "--duration", str(duration)]
+    def load(
+        self, duration: float, connections: int = 8, path: str = "/pid", background: bool = False
+    ) -> dict[str, object] | subprocess.Popen[str]:
+        cmd = [
+            PYTHON,
+            str(HERE / "loadgen.py"),
+            "127.0.0.1",
+            str(self.port),
+            "--path",
+            path,
+            "--connections",
+            str(connections),
+            "--duration",
+            str(duration),
+        ]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         if background:
             return proc
@@ -193,8 +216,9 @@ def app_dir(tmp_path: Path) -> Path:
 def serve(app_dir: Path) -> Iterator[object]:
     started: list[Served] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True,
-              app: str = "app:app") -> Served:
+    def start(
+        *args: str, env: dict[str, str] | None = None, ready: bool = True, app: str = "app:app"
+    ) -> Served:
         served = Served(app_dir, [app, "-b", "127.0.0.1:0", *args], env)
         started.append(served)
         return served.wait_ready() if ready else served

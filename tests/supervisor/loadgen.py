@@ -26,6 +26,7 @@ class Stats:
         self.failures: collections.Counter[str] = collections.Counter()
         self.failure_pids: collections.Counter[str] = collections.Counter()
         self.by_pid: collections.Counter[str] = collections.Counter()
+        self.connections_by_pid: collections.Counter[str] = collections.Counter()
         self.connects = 0
         self.closes = 0
 
@@ -44,8 +45,9 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
     return status, headers, body
 
 
-async def connection(host: str, port: int, path: str, deadline: float, stats: Stats,
-                     timeout_s: float) -> None:
+async def connection(
+    host: str, port: int, path: str, deadline: float, stats: Stats, timeout_s: float
+) -> None:
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
     writer = None
     pid = "?"
@@ -73,18 +75,23 @@ async def connection(host: str, port: int, path: str, deadline: float, stats: St
             stats.failure_pids[pid] += 1
             writer.close()
             writer = None
+            pid = "?"
             continue
         if status != 200:
             stats.failures[f"status_{status}"] += 1
             stats.failure_pids[pid] += 1
         else:
             stats.ok += 1
+            fresh = pid == "?"
             pid = body.decode().strip() or "?"
             stats.by_pid[pid] += 1
+            if fresh:
+                stats.connections_by_pid[pid] += 1
         if headers.get("connection", "").lower() == "close":
             stats.closes += 1
             writer.close()
             writer = None
+            pid = "?"
     if writer is not None:
         writer.close()
 
@@ -101,20 +108,27 @@ async def main() -> None:
     stats = Stats()
     started = time.monotonic()
     deadline = started + args.duration
-    await asyncio.gather(*(
-        connection(args.host, args.port, args.path, deadline, stats, args.timeout)
-        for _ in range(args.connections)
-    ))
-    print(json.dumps({
-        "ok": stats.ok,
-        "failed": sum(stats.failures.values()),
-        "failures": dict(stats.failures),
-        "failure_pids": dict(stats.failure_pids),
-        "by_pid": dict(stats.by_pid),
-        "connects": stats.connects,
-        "closes": stats.closes,
-        "elapsed_s": round(time.monotonic() - started, 3),
-    }))
+    await asyncio.gather(
+        *(
+            connection(args.host, args.port, args.path, deadline, stats, args.timeout)
+            for _ in range(args.connections)
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "ok": stats.ok,
+                "failed": sum(stats.failures.values()),
+                "failures": dict(stats.failures),
+                "failure_pids": dict(stats.failure_pids),
+                "by_pid": dict(stats.by_pid),
+                "connections_by_pid": dict(stats.connections_by_pid),
+                "connects": stats.connects,
+                "closes": stats.closes,
+                "elapsed_s": round(time.monotonic() - started, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,31 @@ def test_state_with_str_and_app_keys() -> None:
         app[1] = 2  # type: ignore[index]
 
 
+async def test_request_and_response_keys(aiohttp_client) -> None:
+    user_key = web.RequestKey("user", str)
+    seen_key = web.ResponseKey("seen", bool)
+
+    @web.middleware
+    async def mw(request: web.Request, handler):
+        request[user_key] = "ann"
+        response = await handler(request)
+        response.headers["X-Seen"] = str(response[seen_key])
+        return response
+
+    async def handler(request: web.Request) -> web.Response:
+        response = web.Response(text=request[user_key])
+        response[seen_key] = True
+        return response
+
+    app = web.Application(middlewares=[mw])
+    app.router.add_get("/", handler)
+    client = await aiohttp_client(app)
+    resp = await client.get("/")
+    assert await resp.text() == "ann"
+    assert resp.headers["X-Seen"] == "True"
+    assert repr(user_key).startswith("<RequestKey(")
+
+
 def test_app_key_sorts_before_str() -> None:
     a = web.AppKey("a")
     b = web.AppKey("b")
@@ -264,3 +289,15 @@ def test_application_argument_errors() -> None:
         web.Application(middlewares=[1])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="Prefix must be str"):
         web.Application().add_subapp(1, web.Application())  # type: ignore[arg-type]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AppRunner (engine, runner.py) does not pass Application(handler_args=...) to Server",
+)
+async def test_handler_args_reach_the_server(aiohttp_client) -> None:
+    app = web.Application(handler_args={"max_line_size": 100})
+    app.router.add_get("/{tail:.*}", ok)
+    client = await aiohttp_client(app)
+    assert (await client.get("/short")).status == 200
+    assert (await client.get("/" + "x" * 200)).status == 414

@@ -183,3 +183,29 @@ def test_normalize_path_refuses_both_directions() -> None:
 def test_normalize_candidates_never_protocol_relative() -> None:
     cands = _candidates("//evil.com", append_slash=True, remove_slash=False, merge_slashes=False)
     assert all(not c.startswith("//") for c in cands)
+
+
+async def test_nested_subapps_chain_middlewares_and_current_app(aiohttp_client) -> None:
+    events: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        events.append(f"handler {request.app['name']}")
+        return web.Response(text=",".join(a["name"] for a in request.match_info.apps))
+
+    root = web.Application(middlewares=[recording_middleware(events, "r")])
+    root["name"] = "root"
+    mid = web.Application()  # no middlewares of its own
+    mid["name"] = "mid"
+    leaf = web.Application(middlewares=[recording_middleware(events, "l")])
+    leaf["name"] = "leaf"
+    leaf.router.add_get("/x", handler, name="x")
+    mid.add_subapp("/leaf", leaf)
+    root.add_subapp("/mid", mid)
+    assert str(leaf.router["x"].url_for()) == "/mid/leaf/x"
+    client = await aiohttp_client(root)
+    resp = await client.get("/mid/leaf/x")
+    assert await resp.text() == "root,mid,leaf"
+    assert events == ["r in root", "l in leaf", "handler leaf", "l out", "r out"]
+    events.clear()
+    assert (await client.get("/mid/leaf/none")).status == 404
+    assert events == ["r in root", "l in leaf"]  # the leaf's 404 ran both chains

@@ -30,8 +30,16 @@ async def test_route_helpers_register_every_method(aiohttp_client) -> None:
         ]
     )
     assert [r.method for r in routes] == [
-        "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "PURGE", "*",
-    ]  # fmt: skip
+        "GET",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+        "HEAD",
+        "PURGE",
+        "*",
+    ]
     client = await aiohttp_client(app)
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PURGE"):
         resp = await client.request(method, "/r")

@@ -150,7 +150,7 @@ class TestAioHTTPTestCase(AioHTTPTestCase):
 
     async def test_get(self) -> None:
         resp = await self.client.get("/bob")
-        self.assertEqual(await resp.text(), "hello bob")
+        assert await resp.text() == "hello bob"
 
 
 @pytest.mark.slow
@@ -190,7 +190,7 @@ def test_an_aiohttp_style_test_module_runs_unchanged(tmp_path: Path) -> None:
             "--rootdir",
             str(tmp_path),
             str(test_file),
-        ],  # fmt: skip
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -198,3 +198,21 @@ def test_an_aiohttp_style_test_module_runs_unchanged(tmp_path: Path) -> None:
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert "1 passed" in result.stdout, result.stdout + result.stderr
+
+
+def test_loop_helpers_and_mocked_coro() -> None:
+    from forkloop.test_utils import loop_context, make_mocked_coro, unittest_run_loop
+
+    with loop_context(fast=True) as loop:
+        coro = make_mocked_coro(5)
+        assert loop.run_until_complete(coro(1, x=2)) == 5
+        coro.assert_called_once_with(1, x=2)
+        failing = make_mocked_coro(raise_exception=ValueError("no"))
+        with pytest.raises(ValueError, match="no"):
+            loop.run_until_complete(failing())
+    assert loop.is_closed()
+
+    def f() -> int:
+        return 1
+
+    assert unittest_run_loop(f) is f

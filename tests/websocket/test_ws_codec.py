@@ -380,3 +380,27 @@ def test_garbage_never_crashes(data: bytes, cut: int) -> None:
         assert isinstance(m, WSMessage)
     if reader.error is not None:
         assert reader.error.code in (1002, 1007, 1009)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.one_of(st.text(max_size=500), st.binary(max_size=500)), max_size=6),
+    st.booleans(),
+    st.lists(st.integers(0, 5_000), max_size=8),
+)
+def test_compressed_messages_split_anywhere(
+    payloads: list[str | bytes], no_takeover: bool, cuts: list[int]
+) -> None:
+    params = DeflateParams(client_no_context_takeover=no_takeover)
+    client = FrameWriter(deflate=params, server=False)
+    wire = b"".join(
+        client.message(1, p.encode()) if isinstance(p, str) else client.message(2, p)
+        for p in payloads
+    )
+    bounds = sorted({0, len(wire), *(c % (len(wire) + 1) for c in cuts)})
+    reader = FrameReader(compress=True)
+    got: list[WSMessage] = []
+    for a, b in itertools.pairwise(bounds):
+        got.extend(reader.feed(wire[a:b]))
+    assert reader.error is None
+    assert [m.data for m in got] == payloads

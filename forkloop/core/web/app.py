@@ -11,7 +11,7 @@ listed middleware outermost; an outer app's middlewares outside a sub-app's). Pe
 ``_handle`` resolves the route without awaiting (see ``urldispatcher``), looks the prepared
 chain up by route and awaits it: no closures or partials are created per request.
 
-Imports: ``urldispatcher``, ``log`` (and ``request`` when building a request).
+Imports: ``urldispatcher``, ``request``, ``log``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from functools import partial, update_wrapper
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from .log import web_logger
+from .request import Request
 from .urldispatcher import (
     AbstractResource,
     AbstractRoute,
@@ -47,7 +48,6 @@ from .urldispatcher import (
 )
 
 if TYPE_CHECKING:
-    from .request import Request
     from .response import StreamResponse
 
 __all__ = [
@@ -557,8 +557,6 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
     # -- per request ----------------------------------------------------------------------
 
     def _make_request(self, head: Any, payload: Any, protocol: Any, task: Any) -> Request:
-        from .request import Request
-
         return Request(
             head,
             payload,
@@ -570,7 +568,8 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
 
     async def _handle(self, request: Request) -> StreamResponse:
         router = self._router
-        match_info = router._resolve_sync(request, request.method, request_path(request))
+        head = request._head
+        match_info = router._resolve_sync(request, head.method, request_path(request))
         if match_info is None:
             match_info = await router.resolve(request)
         # match_info.add_app(self) and freeze(), inlined: this runs for every request.
@@ -581,7 +580,7 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         match_info._frozen = True
         request._match_info = match_info
 
-        if request._head.expect:
+        if head.expect:
             resp = await match_info.route.handle_expect_header(request)
             if resp is not None:
                 return resp

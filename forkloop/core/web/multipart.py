@@ -60,7 +60,14 @@ def too_large(max_size: int, actual: int) -> Exception:
 
 
 class MultipartReader:
-    """Reads the parts of a ``multipart/*`` body: ``await reader.next()`` or ``async for``."""
+    """Reads the parts of a ``multipart/*`` body: ``await reader.next()`` or ``async for``.
+
+    As in aiohttp, subclasses may set ``part_reader_cls`` (the class of plain parts) and
+    ``multipart_reader_cls`` (of nested multipart parts; None means the subclass itself).
+    """
+
+    part_reader_cls: type[BodyPartReader]
+    multipart_reader_cls: type[MultipartReader] | None = None
 
     def __init__(
         self,
@@ -117,9 +124,10 @@ class MultipartReader:
         if not isinstance(event, PartHeaders):  # the parser guarantees this order
             raise bad_request("multipart part without headers")
         headers = CIMultiDictProxy(CIMultiDict(event.headers))
-        part = BodyPartReader(self._parser_boundary(), headers, self, subtype=self._subtype)
+        part = self.part_reader_cls(self._parser_boundary(), headers, self, subtype=self._subtype)
         if headers.get("Content-Type", "").lower().startswith("multipart/"):
-            nested = MultipartReader(headers, _PartStream(part), limits=self._limits)
+            nested_cls = self.multipart_reader_cls or type(self)
+            nested = nested_cls(headers, _PartStream(part), limits=self._limits)
             nested._outer_part = part
             self._last_part = nested
             return nested
@@ -336,6 +344,9 @@ class BodyPartReader:
         except zlib.error:
             raise bad_request(f"invalid {ce} data in a multipart part") from None
         return out
+
+
+MultipartReader.part_reader_cls = BodyPartReader
 
 
 class _PartStream:

@@ -112,7 +112,7 @@ def _unquote_path_safe(value: str) -> str:
 
 def request_path(request: Request) -> str:
     """The path the router matches: the request-target's path, decoded like ``path_safe``."""
-    raw: str = request.raw_path
+    raw: str = request._head.target  # ``raw_path``, without a property call per request
     if not raw.startswith("/"):  # absolute-form or asterisk-form: let yarl take it apart
         return str(request.rel_url.path_safe)
     if "?" in raw:
@@ -444,6 +444,8 @@ class AbstractResource(Sized, Iterable[AbstractRoute]):
     ``resolve`` is awaited by the router.
     """
 
+    __slots__ = ("_frozen", "_name")
+
     _sync: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -494,6 +496,8 @@ class AbstractResource(Sized, Iterable[AbstractRoute]):
 
 class Resource(AbstractResource):
     """A resource with routes (one per method, or ``*``)."""
+
+    __slots__ = ("_allowed", "_any_route", "_method_routes", "_routes")
 
     _sync = True
 
@@ -560,6 +564,8 @@ _EMPTY_SET: set[str] = set()
 
 class PlainResource(Resource):
     """A fixed path such as ``/about``."""
+
+    __slots__ = ("_path",)
 
     def __init__(self, path: str, *, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -643,6 +649,8 @@ def _parse_pattern(path: str) -> list[tuple[str, str | None]]:
 class DynamicResource(Resource):
     """A path with variable parts: ``/users/{id}``, ``/files/{path:.*}``."""
 
+    __slots__ = ("_canonical", "_names", "_orig_path", "_parts", "_pattern")
+
     def __init__(self, path: str, *, name: str | None = None) -> None:
         super().__init__(name=name)
         if path and not path.startswith("/"):
@@ -724,6 +732,8 @@ def _check_prefix(prefix: str) -> None:
 class PrefixResource(AbstractResource):
     """A resource that owns every path under a prefix (static files, sub-applications)."""
 
+    __slots__ = ("_prefix", "_prefix2")
+
     def __init__(self, prefix: str, *, name: str | None = None) -> None:
         if prefix and not prefix.startswith("/"):
             raise ValueError(f"prefix should start with '/': {prefix!r}")
@@ -748,6 +758,8 @@ class PrefixResource(AbstractResource):
 
 class PrefixedSubAppResource(PrefixResource):
     """Everything under ``prefix`` goes to a sub-application's router."""
+
+    __slots__ = ("_app",)
 
     _sync = True
 
@@ -882,6 +894,8 @@ class MaskDomain(Domain):
 
 class MatchedSubAppResource(PrefixedSubAppResource):
     """A sub-application selected by a rule (``add_domain``), not by a path prefix."""
+
+    __slots__ = ("_rule",)
 
     def __init__(self, rule: AbstractRuleMatching, app: Application) -> None:
         AbstractResource.__init__(self)

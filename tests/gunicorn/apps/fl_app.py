@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 
 from forkloop import web
@@ -39,19 +40,30 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def boom(request: web.Request) -> web.Response:
+    raise RuntimeError("boom in a handler")
+
+
 async def teapot(request: web.Request) -> web.Response:
     return web.Response(status=418, text="short and stout")
 
 
+async def _report_cleanup(app: web.Application) -> None:
+    print(f"fl_app cleanup ran in {os.getpid()}", file=sys.stderr, flush=True)
+
+
 def make_app() -> web.Application:
     app = web.Application()
+    app.on_cleanup.append(_report_cleanup)
     app.router.add_get("/", hello)
     app.router.add_get("/hello", hello)
+    app.router.add_get("/caf\u00e9", hello)
     app.router.add_get("/pid", pid)
     app.router.add_get("/slow", slow)
     app.router.add_get("/block", block)
     app.router.add_get("/stream", stream)
     app.router.add_get("/teapot", teapot)
+    app.router.add_get("/boom", boom)
     return app
 
 

@@ -13,7 +13,8 @@ def _stream() -> Iterator[bytes]:
 
 def app(environ: dict[str, object], start_response: Callable[..., object]) -> object:
     path = environ["PATH_INFO"]
-    if path in ("/", "/hello"):
+    # PATH_INFO is the decoded path's bytes read as latin-1: "/café" arrives as "/cafÃ©".
+    if path in ("/", "/hello", "/caf\u00c3\u00a9"):
         start_response("200 OK", [("Content-Type", TEXT), ("Content-Length", "5")])
         return [b"hello"]
     if path == "/stream":
