@@ -262,7 +262,28 @@ def measure(
                 "messages_per_s": f["messages_per_s"] / a["messages_per_s"],
                 "cpu_per_msg": a["server_cpu_us_per_msg"] / f["server_cpu_us_per_msg"],
             }
+    rows = []
+    for label, scenario in results.items():
+        for name in SERVERS:
+            r = scenario.get(name)
+            if r is None:
+                continue
+            ratio = scenario.get("ratio", {}) if name == "forkloop" else {}
+            rows.append(
+                {
+                    "in flight": label,
+                    "server": name,
+                    "messages/s": r["messages_per_s"],
+                    "server CPU us/msg": r["server_cpu_us_per_msg"],
+                    "x aiohttp msg/s": ratio.get("messages_per_s", ""),
+                    "x less CPU/msg": ratio.get("cpu_per_msg", ""),
+                }
+            )
     return {
+        "title": (
+            f"WebSocket echo ({CONNECTIONS} connections x {messages} text messages of {SIZE} B)"
+        ),
+        "rows": rows,
         "benchmark": "websocket echo",
         "description": (
             f"{CONNECTIONS} connections x {messages} text messages of {SIZE} bytes; "

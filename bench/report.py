@@ -366,13 +366,19 @@ def _bar_group(
     """One panel: a group of bars per test, one bar per server, value and ratio on top."""
     summary = results["summary"]
     width = 0.8 / len(peers)
-    for i, peer in enumerate(peers):
+    # Each group is centred on its test and holds only the servers measured in that test.
+    position: dict[tuple[str, str], float] = {}
+    for j, scenario in enumerate(scenarios):
+        present = [p for p in peers if summary[scenario].get(p, {}).get(value_key) is not None]
+        for i, peer in enumerate(present):
+            position[(scenario, peer)] = j + width * (i + 0.5 - len(present) / 2)
+    for peer in peers:
         xs, ys, labels = [], [], []
-        for j, scenario in enumerate(scenarios):
-            row = summary[scenario].get(peer)
-            if not row or row.get(value_key) is None:
+        for scenario in scenarios:
+            if (scenario, peer) not in position:
                 continue
-            xs.append(j - 0.4 + width * (i + 0.5))
+            row = summary[scenario][peer]
+            xs.append(position[(scenario, peer)])
             ys.append(row[value_key])
             ratio = row.get(ratio_key)
             text = shown.format(row[value_key])

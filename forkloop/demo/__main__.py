@@ -7,7 +7,9 @@ the launcher ``exec``s ``python -m forkloop serve forkloop.demo:app ...``, so th
 its own shutdown stops the workers; nothing is left behind to forward signals to.
 
 The app's metrics URL is derived from ``--metrics-bind`` and passed to the workers as
-``FORKLOOP_DEMO_METRICS_URL`` unless that is already set.
+``FORKLOOP_DEMO_METRICS_URL`` unless that is already set. Before the hand-over the launcher
+checks that the metrics port can be bound (9100 is also node_exporter's port): a taken port
+gets one line and exit status 1 here rather than a traceback from the metrics server.
 
 Imports: stdlib only.
 """
@@ -16,10 +18,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
-__all__ = ["DEFAULT_BIND", "DEFAULT_METRICS_BIND", "command", "main"]
+__all__ = [
+    "DEFAULT_BIND",
+    "DEFAULT_METRICS_BIND",
+    "METRICS_URL_ENV",
+    "check_bindable",
+    "command",
+    "main",
+]
 
 DEFAULT_BIND = "127.0.0.1:8080"
 DEFAULT_METRICS_BIND = "127.0.0.1:9100"
@@ -47,6 +57,24 @@ def _url_host(bind: str) -> str:
     if host in ("0.0.0.0", "[::]", "::"):  # a wildcard bind is scraped on loopback
         host = "127.0.0.1"
     return f"{host}:{port}"
+
+
+def check_bindable(bind: str, what: str) -> str | None:
+    """None if ``bind`` (HOST:PORT) can be listened on now, else a one-line reason."""
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"  # what an empty host means to a server
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as exc:
+        return f"cannot resolve {what} address {bind!r}: {exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return f"cannot bind {what} {bind}: {exc.strerror or exc}"
+    return None
 
 
 def command(argv: Sequence[str] | None = None) -> tuple[list[str], dict[str, str]]:
@@ -79,6 +107,10 @@ def command(argv: Sequence[str] | None = None) -> tuple[list[str], dict[str, str
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv_out, env = command(argv)
+    problem = check_bindable(argv_out[-1], "--metrics-bind")
+    if problem is not None:
+        print(f"forkloop.demo: error: {problem}", file=sys.stderr)
+        raise SystemExit(1)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(argv_out[0], argv_out, env)  # noqa: S606 - our own interpreter, fixed argv

@@ -52,9 +52,12 @@ def _slot_from_env() -> int | None:
 
 
 def _context_slot(candidate: object, parent: int) -> int | None:
-    ctx = getattr(candidate, "ctx", candidate)
-    slot = getattr(ctx, "slot", None)
-    master = getattr(ctx, "master_pid", None)
+    try:  # any object may sit in a frame; a property that raises must not stop the search
+        ctx = getattr(candidate, "ctx", candidate)
+        slot = getattr(ctx, "slot", None)
+        master = getattr(ctx, "master_pid", None)
+    except Exception:
+        return None
     if isinstance(slot, int) and not isinstance(slot, bool) and master == parent:
         return slot
     return None

@@ -76,6 +76,8 @@ _PAGE = Template("""<!doctype html>
     <dt>open WebSockets</dt><dd id="stats-ws">-</dd>
     <dt>requests served</dt><dd id="stats-total">-</dd>
   </dl>
+  <svg id="stats-spark" viewBox="0 0 300 60" preserveAspectRatio="none" role="img"
+    aria-label="requests per second, last minute"><polyline points=""/></svg>
   <table id="stats-workers"><thead><tr><th>worker slot</th><th>requests/s</th></tr></thead>
   <tbody></tbody></table>
   <p id="stats-status" class="status">waiting for the first scrape...</p>

@@ -137,11 +137,6 @@ async def test_absolute_form_path_matches_aiohttp(both: Any) -> None:
         assert a[key] == b[key], key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: for an absolute-form target the URL's host comes from the Host header; "
-    "RFC 9112 §3.2.2 says to use the target's authority (aiohttp does)",
-)
 async def test_absolute_form_url_uses_target_authority(both: Any) -> None:
     target = "http://example.com/abs/path?q=1"
     ours, theirs = await both(probe_handler, request_bytes(target))  # Host: test
@@ -511,11 +506,6 @@ async def test_forwarded_is_parsed_per_element(serve: Any) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a client's close (FIN) is taken for a half-close, so "
-    "wait_for_disconnection() never returns (aiohttp returns on the FIN)",
-)
 async def test_wait_for_disconnection(serve: Any) -> None:
     await _disconnect_while_waiting(serve, reset=False)
 
@@ -543,10 +533,6 @@ async def _disconnect_while_waiting(serve: Any, *, reset: bool) -> None:
     await asyncio.wait_for(done.wait(), 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: http_range's slice has step None; aiohttp documents step 1",
-)
 @pytest.mark.parametrize("range_header", [None, "bytes=0-9", "bytes=-5"])
 async def test_http_range_step_is_1(both: Any, range_header: str | None) -> None:
     async def handler(request: Any) -> Any:

@@ -203,21 +203,12 @@ async def test_response_on_the_wire_matches_aiohttp(both: Any, name: str) -> Non
         return SCENARIOS[name](lib)
 
     ours, theirs = await both(handler, request_bytes("/"))
-    if name in EMPTY_BODY:
-        # Known difference: forkloop labels an empty body application/octet-stream; aiohttp
-        # sends no Content-Type (see test_empty_body_has_no_content_type).
-        ours.raw_headers.remove(("Content-Type", "application/octet-stream"))
     assert _wire(ours) == _wire(theirs)
 
 
 EMPTY_BODY = ("empty", "status-only")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine difference: an empty Response() gets Content-Type: application/octet-stream;"
-    " aiohttp sends none",
-)
 @pytest.mark.parametrize("name", EMPTY_BODY)
 async def test_empty_body_has_no_content_type(both: Any, name: str) -> None:
     async def handler(request: Any) -> Any:

@@ -19,9 +19,18 @@ from forkloop.pytest_plugin import aiohttp_client, aiohttp_server  # noqa: F401 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
-    running = Demo(tmp_path)
+    for attempt in range(3):
+        running = Demo(tmp_path)
+        try:
+            running.wait_ready()
+            break
+        except AssertionError:
+            running.stop()
+            running.kill_leftovers()
+            # Another process took a port between our probe and the demo's bind: try again.
+            if attempt == 2 or "cannot bind" not in running.log():
+                raise
     try:
-        running.wait_ready()
         yield running
     finally:
         running.stop()

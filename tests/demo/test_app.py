@@ -7,11 +7,14 @@ endpoint against a real metrics server, and how a worker's identity is found.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import io
 import json
 import os
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +25,7 @@ import pytest
 
 from forkloop import web
 from forkloop.demo import app as demo_factory
+from forkloop.demo import rooms as rooms_module
 from forkloop.demo import upload as upload_module
 from forkloop.demo.application import METRICS_URL_ENV, STATIC_DIR, create_app
 from forkloop.demo.identity import SLOT_ENV, WorkerIdentity, find_identity
@@ -78,8 +82,6 @@ async def test_asset_version_follows_content(aiohttp_client: MakeClient) -> None
     first = await (await aiohttp_client(create_app())).get("/")
     versions = re.findall(r"demo\.js\?v=([^\"]+)", await first.text())
     digest = hashlib.sha256((STATIC_DIR / "demo.js").read_bytes()).digest()
-    import base64
-
     expected = base64.urlsafe_b64encode(digest).decode().replace("=", "%3D")
     assert versions == [expected]
 
@@ -130,6 +132,54 @@ async def test_chat_round_trip_and_rooms(client: Client) -> None:
         await ws.close()
     state = client.server.app[STATE]
     assert state.rooms.members == {}
+
+
+async def test_a_member_that_stops_reading_is_closed_not_waited_for(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rooms_module, "SEND_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(rooms_module, "CLOSE_TIMEOUT_S", 0.3)
+    alice = await client.ws_connect("/ws/chat?room=busy&name=alice")
+    await receive(alice, "hello")
+    # "slow" completes the handshake with a tiny receive buffer, then never reads again.
+    loop = asyncio.get_running_loop()
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.setblocking(False)
+    await loop.sock_connect(slow, (client.host, client.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    await loop.sock_sendall(
+        slow,
+        (
+            "GET /ws/chat?room=busy&name=slow HTTP/1.1\r\n"
+            f"Host: {client.host}:{client.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode(),
+    )
+    assert await asyncio.wait_for(loop.sock_recv(slow, 12), 5) == b"HTTP/1.1 101"
+    await receive(alice, "presence", joined="slow")
+    text = "x" * 1900
+    left: dict[str, Any] | None = None
+    try:
+        for _ in range(5_000):  # bounded: a few MB fill the slow peer's buffers
+            await alice.send_str(text)
+            while True:  # until alice's own echo, noting the departure if it comes
+                msg = await alice.receive_json(timeout=5)
+                if msg.get("left") == "slow":
+                    left = msg
+                if msg["type"] == "message":
+                    break
+            if left is not None:
+                break
+    finally:
+        slow.close()
+    assert left is not None, "the slow member was never dropped"
+    assert left["members"] == 1
+    # The room still works for the member that reads.
+    await alice.send_str("still flowing")
+    assert (await receive(alice, "message", text="still flowing"))["from"] == "alice"
+    await alice.close()
 
 
 @pytest.mark.parametrize(
@@ -340,3 +390,19 @@ def test_identity_from_the_worker_on_the_stack(monkeypatch: pytest.MonkeyPatch) 
     assert FakeWorker(os.getppid()).load() == WorkerIdentity(slot=7, pid=os.getpid())
     # A context from some other master is not ours.
     assert FakeWorker(os.getppid() + 1).load().slot is None
+
+
+def test_identity_search_survives_odd_objects_on_the_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(SLOT_ENV, raising=False)
+
+    class Touchy:
+        @property
+        def ctx(self) -> object:
+            raise RuntimeError("not here")
+
+        def load(self) -> WorkerIdentity:
+            return find_identity()
+
+    assert Touchy().load().slot is None

@@ -3,7 +3,8 @@
 The demo runs as ``python -m forkloop.demo`` (two workers, metrics on) on free loopback ports;
 the browser loads the page, sends a chat message and sees it come back, uploads 5 MB and
 checks the SHA-256 the server reports, and waits for the metrics panel to show a non-zero
-request rate. A full-page screenshot is saved under the test's tmp dir (``demo.png``).
+request rate and the open chat socket. A full-page screenshot is saved under the test's tmp
+dir (``demo.png``).
 
 Skipped, with the reason, where ``/usr/bin/chromium`` or the ``playwright`` package is absent.
 Playwright never downloads a browser here: it launches Debian's binary (``executable_path``).
@@ -113,6 +114,11 @@ def test_demo_page_in_chromium(demo: Demo, tmp_path: Path) -> None:
             assert rate > 0
             assert page.locator("#stats-p50").inner_text() != "-"
             sync_api.expect(page.locator("#stats-status")).not_to_have_class("status error")
+            # The chat socket is open: the panel's WebSocket gauge (from /metrics) sees it.
+            page.wait_for_function(
+                "() => Number(document.getElementById('stats-ws').textContent) >= 1",
+                timeout=30_000,
+            )
 
             page.screenshot(path=str(shot), full_page=True)
         finally:

@@ -89,6 +89,32 @@ def test_bind_failure_is_reported() -> None:
     assert "forkloop: error:" in done.stderr
 
 
+def test_a_taken_metrics_port_is_one_line_not_a_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "forkloop.demo",
+                "-b",
+                "127.0.0.1:0",
+                "--metrics-bind",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"forkloop.demo: error: cannot bind --metrics-bind 127.0.0.1:{port}: Address already in use"
+    )
+
+
 async def _chat_round_trip(url: str) -> dict[str, object]:
     async with websockets.connect(url, open_timeout=10) as ws:
         hello = json.loads(await asyncio.wait_for(ws.recv(), 10))

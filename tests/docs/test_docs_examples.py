@@ -8,6 +8,7 @@ names its table promises are compared with the ones forkloop really uses.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -147,3 +148,108 @@ def test_quickstart_commands_are_the_readmes_and_the_makefiles() -> None:
         text = readme.read_text()
         for command in commands:
             assert command in text, f"README.md lacks the quickstart command `{command}`"
+
+
+# --------------------------------------------------------------------------------------------
+# The migration page's tables of limits: the defaults it states are Limits' defaults, and the
+# status codes it promises are what a real server answers.
+
+_SIZE = {"bytes": 1, "KiB": 1024, "MiB": 1024 * 1024}
+
+
+def documented_defaults() -> dict[str, float]:
+    """`name = value` pairs in the migration page's tables, values in bytes or seconds."""
+    found: dict[str, float] = {}
+    for name, number, unit in re.findall(
+        r"`(\w+) = ([\d.]+)(?: (KiB|MiB))?`", MIGRATING.read_text()
+    ):
+        found[name] = float(number) * _SIZE.get(unit or "bytes", 1)
+    return found
+
+
+def documented_status(field: str) -> int:
+    (row,) = [line for line in MIGRATING.read_text().splitlines() if f"`{field} =" in line]
+    return int(re.findall(r"\*\*(\d{3})\*\*", row)[0])
+
+
+def test_documented_defaults_are_the_real_ones() -> None:
+    import dataclasses
+
+    from forkloop.core.http.limits import Limits
+
+    documented = documented_defaults()
+    defaults = {f.name: getattr(Limits(), f.name) for f in dataclasses.fields(Limits)}
+    assert len(documented) >= 8
+    for name, value in documented.items():
+        assert name in defaults, f"`{name}` is not a Limits field"
+        assert defaults[name] == value, f"{name}: page says {value}, Limits() has {defaults[name]}"
+
+
+def over_limit_request(field: str, limit: int) -> bytes:
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n"
+    if field == "max_request_line_bytes":
+        return b"GET /" + b"a" * limit + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    if field == "max_header_field_bytes":
+        return head + b"X: " + b"a" * limit + b"\r\n\r\n"
+    if field == "max_header_count":
+        return head + b"".join(b"X%d: a\r\n" % i for i in range(limit + 1)) + b"\r\n"
+    if field == "max_header_bytes":  # each line under the per-line limit, fewer than 128 lines
+        line = b"a" * 4000
+        count = limit // len(line) + 2
+        return head + b"".join(b"X%d: %s\r\n" % (i, line) for i in range(count)) + b"\r\n"
+    if field == "client_max_size":
+        return b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (limit + 1)
+    raise AssertionError(field)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "max_request_line_bytes",
+        "max_header_field_bytes",
+        "max_header_count",
+        "max_header_bytes",
+        "client_max_size",
+    ],
+)
+async def test_documented_status_is_what_the_server_answers(field: str) -> None:
+    import asyncio
+
+    from forkloop import web
+
+    async def read(request: web.Request) -> web.Response:
+        return web.Response(text=str(len(await request.read())))
+
+    app = web.Application()
+    app.router.add_post("/read", read)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        limit = int(documented_defaults()[field])
+        writer.write(over_limit_request(field, limit))
+        if field == "client_max_size":
+            writer.write(b"a" * (limit + 1))
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        status_line, _, headers = head.partition(b"\r\n")
+        assert int(status_line.split()[1]) == documented_status(field), head
+        length = re.search(rb"(?im)^content-length: *(\d+)", headers)
+        assert length is not None
+        await asyncio.wait_for(reader.readexactly(int(length.group(1))), 10)
+        if field == "client_max_size":
+            # The handler's HTTP error, as in aiohttp: the connection stays usable.
+            writer.write(b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab")
+            next_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert next_head.startswith(b"HTTP/1.1 200 ")
+        else:
+            # A refused head: Connection: close, then the server closes.
+            assert b"connection: close" in headers.lower()
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+    finally:
+        await runner.cleanup()

@@ -53,26 +53,44 @@ async def _wait_listening(proc: asyncio.subprocess.Process, port: int) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _start(name: str) -> tuple[asyncio.subprocess.Process, int]:
+    """Start the example on a free port; retry if another process took the port meanwhile."""
+    for _ in range(3):
+        port = unused_port()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-u",
+            "-m",
+            "forkloop.web",
+            "-H",
+            "127.0.0.1",
+            "-P",
+            str(port),
+            f"examples.{name}:init_func",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await _wait_listening(proc, port)
+        except RuntimeError:
+            _, err = await proc.communicate()
+            if b"address already in use" in err.lower():
+                continue
+            raise RuntimeError(f"example {name} exited early:\n{err.decode()[-2000:]}") from None
+        except BaseException:
+            proc.kill()
+            await proc.communicate()
+            raise
+        return proc, port
+    raise RuntimeError(f"no free port for example {name} after 3 attempts")
+
+
 @contextlib.asynccontextmanager
 async def serve(name: str) -> AsyncIterator[Served]:
-    port = unused_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-u",
-        "-m",
-        "forkloop.web",
-        "-H",
-        "127.0.0.1",
-        "-P",
-        str(port),
-        f"examples.{name}:init_func",
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc, port = await _start(name)
     served = Served(base=f"http://127.0.0.1:{port}")
     try:
-        await _wait_listening(proc, port)
         yield served
     finally:
         if proc.returncode is None:

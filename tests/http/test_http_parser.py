@@ -401,11 +401,6 @@ def test_refused_byte_by_byte(data: bytes, status: int) -> None:
     assert parse_error(bytewise(data)).status == status
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine gap: RFC 9112 §3.2 says a server MUST answer 400 to an HTTP/1.1 request "
-    "without Host, with several Host lines, or with an invalid Host value; all are accepted",
-)
 @pytest.mark.parametrize(
     "data",
     [

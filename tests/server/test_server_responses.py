@@ -220,11 +220,6 @@ async def test_100_continue_with_body_already_sent(serve: Any) -> None:
     assert response.text() == _digest(body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: '100 Continue' is sent to an HTTP/1.0 client; RFC 9110 §10.1.1 says "
-    "to ignore 100-continue in a 1.0 request and §15.2 forbids 1xx responses to 1.0 clients",
-)
 async def test_no_100_continue_for_http10(serve: Any) -> None:
     served = await serve(_echo)
     client = await served.client()
@@ -347,11 +342,6 @@ async def test_handler_returning_none_is_500(serve: Any) -> None:
     assert (await client.response()).status == 500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a handler failing after prepare() gets a 500 response written into "
-    "the middle of its body, and the connection stays open",
-)
 async def test_failure_after_prepare_closes_connection(serve: Any) -> None:
     async def handler(request: Any) -> StreamResponse:
         response = StreamResponse()
@@ -483,11 +473,6 @@ async def _declared_ten(request: Any) -> StreamResponse:
     return response
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: bytes written beyond the declared Content-Length are sent and corrupt "
-    "the next response on the connection (aiohttp cuts them off)",
-)
 async def test_body_longer_than_content_length_is_not_sent(serve: Any) -> None:
     served = await serve(_declared_ten)
     client = await served.client()
@@ -498,12 +483,6 @@ async def test_body_longer_than_content_length_is_not_sent(serve: Any) -> None:
     assert second.status_line == b"HTTP/1.1 200 OK"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine gap: a body shorter than its declared Content-Length leaves the connection "
-    "open, so the next response is read as the rest of that body (RFC 9112 §9.6: close it; "
-    "aiohttp has the same flaw)",
-)
 async def test_body_shorter_than_content_length_closes(serve: Any) -> None:
     served = await serve(_declared_ten)
     client = await served.client()
@@ -744,11 +723,6 @@ async def test_handler_not_cancelled_on_disconnect_by_default(serve: Any) -> Non
     assert state["outcome"] == "completed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: with handler_cancellation=True a client that closes (FIN) is taken "
-    "for a half-close; the handler is not cancelled (only a reset cancels it)",
-)
 async def test_handler_cancelled_on_disconnect_when_enabled(serve: Any) -> None:
     state = await _run_disconnect(serve, handler_cancellation=True)
     assert state["outcome"] == "cancelled"

@@ -60,6 +60,11 @@ async def test_request_and_response_keys(aiohttp_client) -> None:
     assert repr(user_key).startswith("<RequestKey(")
 
 
+def test_app_key_names_are_qualified_by_the_creating_module() -> None:
+    assert web.AppKey("k").name == f"{__name__}.k"
+    assert web.AppKey[int]("k").name == f"{__name__}.k"
+
+
 def test_app_key_sorts_before_str() -> None:
     a = web.AppKey("a")
     b = web.AppKey("b")
@@ -291,10 +296,6 @@ def test_application_argument_errors() -> None:
         web.Application().add_subapp(1, web.Application())  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AppRunner (engine, runner.py) does not pass Application(handler_args=...) to Server",
-)
 async def test_handler_args_reach_the_server(aiohttp_client) -> None:
     app = web.Application(handler_args={"max_line_size": 100})
     app.router.add_get("/{tail:.*}", ok)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,15 @@ def test_extra_arguments_reach_init_func(tmp_path: Path) -> None:
     )
     result = run_cli("argv_app:init", "--flag", "value", cwd=tmp_path)
     assert "argv=['--flag', 'value']" in result.stderr
+
+
+def test_port_in_use_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("-H", "127.0.0.1", "-P", str(port), "examples.hello:init_func")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "cannot listen" in result.stderr
+    assert "address already in use" in result.stderr

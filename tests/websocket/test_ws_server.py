@@ -570,3 +570,14 @@ async def test_messages_before_a_violation_are_answered_before_the_close(serve: 
     b0, payload = await client.read_frame()
     assert (b0, struct.unpack("!H", payload[:2])[0]) == (0x88, 1002)
     await client.close()
+
+
+async def test_close_then_eof_from_the_peer_is_still_answered(serve: Serve) -> None:
+    base = await serve(make_app())
+    client = await RawClient.connect(base, "/echo")
+    client.writer.write(build_frame(8, struct.pack("!H", 4003), mask=True))
+    client.writer.write_eof()
+    b0, payload = await client.read_frame()
+    assert (b0, payload) == (0x88, struct.pack("!H", 4003))
+    assert await asyncio.wait_for(client.reader.read(), 5) == b""
+    await client.close()

@@ -14,6 +14,10 @@ KIB = 1024
 MIB = 1024 * KIB
 
 
+# Limits where 0 means "off": no keep-alive, no lingering after an error reply.
+_ZERO_ALLOWED = frozenset(("keepalive_timeout_s", "lingering_timeout_s"))
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Limits of one server; build a variant with :func:`dataclasses.replace`."""
@@ -31,7 +35,7 @@ class Limits:
     header_timeout_s: float = 10.0
     """Time allowed from a request's first byte (or the connection) to its complete head."""
     keepalive_timeout_s: float = 75.0
-    """Idle time allowed between requests on a keep-alive connection."""
+    """Idle time allowed between requests on a keep-alive connection; 0 disables keep-alive."""
     body_idle_timeout_s: float = 60.0
     """Idle time allowed while a handler waits for request body bytes."""
     max_pipelined_requests: int = 32
@@ -48,7 +52,11 @@ class Limits:
     def __post_init__(self) -> None:
         for name in self.__slots__:
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value <= 0:
+            if (
+                not isinstance(value, int | float)
+                or value < 0
+                or (value == 0 and name not in _ZERO_ALLOWED)
+            ):
                 raise ValueError(f"Limits.{name} must be a positive number, got {value!r}")
         if self.write_buffer_low_bytes > self.write_buffer_high_bytes:
             raise ValueError(

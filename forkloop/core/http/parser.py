@@ -15,6 +15,7 @@ error the next request's start is unknowable).
 
 from __future__ import annotations
 
+import re
 from typing import Final, NamedTuple
 
 import httptools
@@ -156,7 +157,9 @@ Event = RequestHead | bytes | EndOfMessage | Upgrade
 
 _METHODS: Final[dict[bytes, str]] = {}
 # Header names whose values steer framing; compared lower-cased, only at these lengths.
-_SPECIAL_LENGTHS: Final = frozenset((6, 14, 17))
+_SPECIAL_LENGTHS: Final = frozenset((4, 6, 14, 17))
+# RFC 9110 §7.2 / RFC 3986 §3.2.2: IP-literal or reg-name (incl. IPv4), optional port.
+_HOST: Final = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
 _OWS: Final = b" \t"
 
 
@@ -173,6 +176,7 @@ class RequestParser:
         "_fields",
         "_head_fed",
         "_header_bytes",
+        "_hosts",
         "_in_head",
         "_in_trailers",
         "_keep_alive",
@@ -207,6 +211,7 @@ class RequestParser:
         self._content_length: int | None = None
         self._te: str | None = None
         self._expect: str | None = None
+        self._hosts = 0
 
     @property
     def in_request(self) -> bool:
@@ -310,6 +315,7 @@ class RequestParser:
         self._in_trailers = False
         self._url = b""
         self._raw = []
+        self._hosts = 0
         self._fields = 0
         self._header_bytes = 0
         self._content_length = None
@@ -346,12 +352,21 @@ class RequestParser:
                 self._te = text if self._te is None else f"{self._te}, {text}"
             elif lname == b"expect":
                 self._expect = value.decode("latin-1")
+            elif lname == b"host":
+                self._hosts += 1
+                if _HOST.fullmatch(value) is None:
+                    self._fail(BadRequest(f"invalid Host header: {value!r}"))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
             self._fail(VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served"))
+        # RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0.
+        if self._hosts > 1:
+            self._fail(BadRequest("more than one Host header"))
+        if self._hosts == 0 and version is HTTP11:
+            self._fail(BadRequest("an HTTP/1.1 request must have a Host header"))
         chunked = False
         if self._te is not None:
             # llhttp refuses Content-Length with Transfer-Encoding and a coding after chunked; we

@@ -10,6 +10,7 @@ before this and belongs to the sites. Imports ``core.server.protocol`` only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 
 from .protocol import HttpProtocol
@@ -55,13 +56,10 @@ class ConnectionRegistry:
         for protocol in list(self._connections):
             protocol.begin_shutdown()
         if self._connections:
-            self._emptied = asyncio.Event()
-            try:
+            if self._emptied is None:  # shared by concurrent shutdown() calls
+                self._emptied = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._emptied.wait(), timeout_s)
-            except TimeoutError:
-                pass
-            finally:
-                self._emptied = None
         for protocol in list(self._connections):
             protocol.abort()
         if self._connections:

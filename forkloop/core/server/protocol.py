@@ -41,6 +41,9 @@ __all__ = ["ConnectionOwner", "HttpProtocol"]
 _enter_task = getattr(asyncio.tasks, "_enter_task", None)
 _leave_task = getattr(asyncio.tasks, "_leave_task", None)
 
+# How long a connection accepted just before a graceful stop may take to send its request.
+SHUTDOWN_GRACE_S: Final = 1.0
+
 # Unread body a finished handler may leave behind and still keep the connection: bytes beyond
 # this are not worth reading just to find the next request.
 MAX_DISCARD_BYTES: Final = 64 * 1024
@@ -124,6 +127,7 @@ class HttpProtocol(asyncio.Protocol):
         "_force_close",
         "_heads_at_timer",
         "_loop",
+        "_no_keepalive",
         "_on_data",
         "_on_eof",
         "_owner",
@@ -132,6 +136,7 @@ class HttpProtocol(asyncio.Protocol):
         "_pipeline_paused",
         "_queue",
         "_read_pauses",
+        "_served",
         "_task",
         "_timer",
         "_timer_kind",
@@ -140,6 +145,7 @@ class HttpProtocol(asyncio.Protocol):
         "_write_paused",
         "cancel_on_disconnect",
         "closing",
+        "head_sent",
         "limits",
         "peername",
         "request",
@@ -170,6 +176,9 @@ class HttpProtocol(asyncio.Protocol):
         self._closed: asyncio.Future[None] | None = None
         self._busy = False
         self._force_close = False
+        self._no_keepalive = self.limits.keepalive_timeout_s == 0
+        self._served = 0
+        self.head_sent = False  # the current response's head went out (set by the writer)
         self._error_queued = False
         self._read_pauses = 0
         self._pipeline_paused = False
@@ -272,8 +281,11 @@ class HttpProtocol(asyncio.Protocol):
         if self._body is not None:
             self._body.set_exception(ConnectionResetError("client closed before the body ended"))
             self._body = None
-        if not self._busy and not self._queue:
-            return False  # idle: let the transport close
+        closed = self._closed
+        if closed is not None and not closed.done():
+            closed.set_result(None)  # wait_closed(): the client has stopped sending
+        if (not self._busy and not self._queue) or (self._busy and self.cancel_on_disconnect):
+            return False  # idle, or the handler is to be cancelled: the transport closes
         # Half-close: answer what was asked, then close (RFC 9112 §9.6).
         self._force_close = True
         self._parser = None
@@ -298,7 +310,7 @@ class HttpProtocol(asyncio.Protocol):
         After a protocol error the connection stays open only for the responses queued ahead
         of the error reply, which then closes it.
         """
-        if self._force_close or self.closing:
+        if self._force_close or self.closing or self._no_keepalive:
             return False
         return self._parser is not None or self._error_queued
 
@@ -369,9 +381,19 @@ class HttpProtocol(asyncio.Protocol):
         return self._on_data is not None
 
     def begin_shutdown(self) -> None:
-        """Stage one of a graceful stop: idle connections close, busy ones finish and close."""
+        """Stage one of a graceful stop: idle connections close, busy ones finish and close.
+
+        A connection accepted just before the stop that has not sent its first request yet is
+        not idle but early: it gets ``SHUTDOWN_GRACE_S`` to send it, and that one request is
+        answered (with ``Connection: close``).
+        """
         self.closing = True
-        if not self._busy and self._on_data is None:
+        if self._busy or self._on_data is not None:
+            return
+        if self._served == 0 and not self._queue and self._parser is not None:
+            self._set_timer(_HEADER, min(SHUTDOWN_GRACE_S, self.limits.header_timeout_s))
+            return
+        if not self._queue:
             self._close()
 
     def abort(self) -> None:
@@ -390,7 +412,10 @@ class HttpProtocol(asyncio.Protocol):
     def _new_request(self, head: RequestHead) -> None:
         limits = self.limits
         if head.has_body:
-            on_first_read = self._send_continue if head.expect is not None else None
+            # 100 Continue only to HTTP/1.1 clients (RFC 9110 §15.2: not to 1.0).
+            on_first_read = (
+                self._send_continue if head.expect is not None and head.version >= (1, 1) else None
+            )
             payload = StreamReader(
                 self,
                 loop=self._loop,
@@ -456,7 +481,7 @@ class HttpProtocol(asyncio.Protocol):
         ran = False
         while queue and self._pending is None and self.transport is not None:
             item = queue[0]
-            if not isinstance(item, tuple) or self.closing:
+            if not isinstance(item, tuple) or (self.closing and self._served):
                 break  # errors and shutdown are the task's business
             try:
                 _enter_task(loop, task)  # type: ignore[misc]
@@ -476,6 +501,7 @@ class HttpProtocol(asyncio.Protocol):
             except StopIteration:
                 self._busy = False
                 self._cycle_payload = None
+                self._served += 1
                 if not self._after_cycle(payload):
                     break
                 continue
@@ -508,6 +534,7 @@ class HttpProtocol(asyncio.Protocol):
                     finally:
                         self._busy = False
                         self._cycle_payload = None
+                        self._served += 1
                     if not self._after_cycle(payload):
                         return
                     continue
@@ -522,7 +549,7 @@ class HttpProtocol(asyncio.Protocol):
                 if isinstance(item, HttpError):
                     self._reply_error(item)
                     return
-                if self.closing:  # shutting down: queued requests are not started
+                if self.closing and self._served:  # shutting down: no further requests
                     self._close()
                     return
                 head, payload = item
@@ -533,6 +560,7 @@ class HttpProtocol(asyncio.Protocol):
                 finally:
                     self._busy = False
                     self._cycle_payload = None
+                    self._served += 1
                 if not self._after_cycle(payload):
                     return
         except asyncio.CancelledError:

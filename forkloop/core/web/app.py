@@ -78,7 +78,10 @@ class AppKey(Generic[_T]):
     """
 
     def __init__(self, name: str, t: type[_T] | None = None) -> None:
-        module = sys._getframe(1).f_globals.get("__name__", "")
+        frame = sys._getframe(1)
+        while frame.f_back is not None and frame.f_globals.get("__name__") == "typing":
+            frame = frame.f_back  # AppKey[int]("x") is constructed from inside typing
+        module = frame.f_globals.get("__name__", "")
         self._name = name if module in ("", "__main__") else f"{module}.{name}"
         self._t = t
 
@@ -557,13 +560,11 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
     # -- per request ----------------------------------------------------------------------
 
     def _make_request(self, head: Any, payload: Any, protocol: Any, task: Any) -> Request:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         return Request(
-            head,
-            payload,
-            protocol,
-            task,
-            client_max_size=self._client_max_size,
-            loop=self._loop if self._loop is not None else asyncio.get_running_loop(),
+            head, payload, protocol, task, client_max_size=self._client_max_size, loop=loop
         )
 
     async def _handle(self, request: Request) -> StreamResponse:

@@ -10,6 +10,7 @@ Imports: ``run_app`` and ``app`` of ``forkloop.core.web``.
 from __future__ import annotations
 
 import argparse
+import errno
 import inspect
 import logging
 import socket
@@ -24,6 +25,8 @@ from .run_app import run_app
 __all__: list[str] = []
 
 PROG = "python -m forkloop.web"
+# Binding failures are configuration mistakes: a one-line message, not a traceback.
+_LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
 def _fail(message: str) -> NoReturn:
@@ -121,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         run_app(app, host=host, port=port, path=args.path)
     except _NotAnApp as exc:
         _fail(str(exc))
+    except OSError as exc:
+        if exc.errno not in _LISTEN_ERRNOS:
+            raise
+        _fail(f"cannot listen: {exc.strerror or exc}")
     print("Stopped", file=sys.stderr)
 
 

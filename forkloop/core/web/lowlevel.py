@@ -173,6 +173,7 @@ class Server:
         self.requests_count += 1
         request = self._request_factory(head, payload, protocol, None)
         protocol.request = request
+        protocol.head_sent = False
         observers = self._observers
         timed = observers.active or (
             self._access_logger is not None and self._access_logger.enabled
@@ -239,6 +240,8 @@ class Server:
         except (ConnectionError, asyncio.CancelledError):
             raise
         except Exception as exc:
+            if request.protocol.head_sent:
+                raise  # part of a response is out: handle() logs it and closes the connection
             self._logger.exception("Error handling request")
             return self._internal_error(exc)
         if not isinstance(response, StreamResponse):

@@ -20,6 +20,7 @@ import types
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
 from yarl import URL
@@ -239,7 +240,10 @@ class BaseRequest(MutableMapping[str, Any]):
     def host(self) -> str:
         cache = self._cache
         if "host" not in cache:
-            host = self._head.headers.get("Host")
+            target = self._head.target
+            # absolute-form: the target's authority wins over Host (RFC 9112 §3.2.2)
+            host = urlsplit(target).netloc if "://" in target[:12] else None
+            host = host or self._head.headers.get("Host")
             if host is None:
                 transport = self._protocol.transport
                 sockname = transport.get_extra_info("sockname") if transport is not None else None
@@ -400,7 +404,7 @@ class BaseRequest(MutableMapping[str, Any]):
         """The single byte range of the ``Range`` header as a slice (aiohttp's semantics)."""
         raw = self._head.headers.get("Range")
         if raw is None:
-            return slice(None, None, None)
+            return slice(None, None, 1)
         match = _RANGE.match(raw.strip())
         if match is None:
             raise ValueError("range not in acceptable format")
@@ -408,14 +412,14 @@ class BaseRequest(MutableMapping[str, Any]):
         start = int(start_s) if start_s else None
         end = int(end_s) if end_s else None
         if start is None and end is not None:
-            return slice(-end, None, None)  # suffix range: the last N bytes
+            return slice(-end, None, 1)  # suffix range: the last N bytes
         if start is not None and end is not None:
             if start > end:
                 raise ValueError("start cannot be after end")
             end += 1  # inclusive on the wire, exclusive in a slice
         elif start is None:
             raise ValueError("No start or end of range specified")
-        return slice(start, end, None)
+        return slice(start, end, 1)
 
     # -- the body -------------------------------------------------------------------------
 
@@ -561,7 +565,7 @@ class Request(BaseRequest):
         match_info = self._match_info
         if match_info is None:
             return False
-        for app in match_info.apps:
+        for app in match_info.apps:  # noqa: SIM110 - a plain loop: hot path, no generator
             if app.on_response_prepare:
                 return True
         return False

@@ -453,7 +453,9 @@ class StreamResponse(MutableMapping[str, Any]):
             self._keep_alive = True
             head = b"%b%bContent-Length: %d\r\n%b" % (
                 status_line((1, 1), self._status),
-                _ctype_line(self._ctype, self._charset_value),
+                b""
+                if self._ctype is None and self._bodyless()
+                else _ctype_line(self._ctype, self._charset_value),
                 body_length,
                 protocol.head_tail(),
             )
@@ -515,7 +517,7 @@ class StreamResponse(MutableMapping[str, Any]):
                 body_length = int(declared)
             if CONTENT_TYPE not in headers and has_content:
                 lines.append(("Content-Type", _OCTET))
-        elif has_content:
+        elif has_content and not (self._ctype is None and self._bodyless()):
             ctype = self._ctype
             rendered = self._render_ctype(ctype, self._charset_value) if ctype else _OCTET
             lines.append(("Content-Type", rendered))
@@ -524,6 +526,10 @@ class StreamResponse(MutableMapping[str, Any]):
             lines.append(("Vary", "Accept-Encoding"))
             body_length = None  # a streamed, compressed body's length is not known up front
         return body_length
+
+    def _bodyless(self) -> bool:
+        """A response that has no body at all gets no default Content-Type (as aiohttp)."""
+        return False
 
     def _plain(self, request: BaseRequest) -> bool:
         """True when the head is only status, type, length, date and server (the fast path)."""
@@ -649,6 +655,9 @@ class Response(StreamResponse):
             if body is not None:
                 self.body = body
 
+    def _bodyless(self) -> bool:
+        return self._body is None
+
     @property
     def body(self) -> bytes | None:
         return self._body
@@ -728,13 +737,20 @@ class Response(StreamResponse):
         """
         if not self._plain(request) or request._has_prepare_hooks():
             return False
-        body = self._body if self._body is not None else b""
+        body = self._body
+        ctype_line = (
+            b""
+            if body is None and self._ctype is None
+            else _ctype_line(self._ctype, self._charset_value)
+        )
+        if body is None:
+            body = b""
         protocol = request.protocol
         protocol.write(
             b"%b%bContent-Length: %d\r\n%b%b"
             % (
                 status_line((1, 1), self._status),
-                _ctype_line(self._ctype, self._charset_value),
+                ctype_line,
                 len(body),
                 protocol.head_tail(),
                 body,

@@ -156,9 +156,12 @@ def run_app(
         pass
     finally:
         try:
-            main_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                loop.run_until_complete(main_task)
+            # Not for a task that already ended: asyncio never stops the loop for a future
+            # that ended with SystemExit (e.g. sys.exit() in on_startup), so it would hang.
+            if not main_task.done():
+                main_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main_task)
         finally:
             _cancel_tasks(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())

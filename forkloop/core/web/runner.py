@@ -313,7 +313,8 @@ class AppRunner(BaseRunner):
             app.on_startup.freeze()
         await app.startup()
         app.freeze()
-        kwargs = dict(self._kwargs)
+        # Application(handler_args=...) first, the runner's own keyword arguments over them.
+        kwargs = {**(getattr(app, "_handler_args", None) or {}), **self._kwargs}
         observers = list(kwargs.pop("observers", ()))
         observers.extend(app.get(OBSERVERS_KEY, ()) if hasattr(app, "get") else ())
         kwargs.setdefault("debug", bool(getattr(app, "_debug", False)))

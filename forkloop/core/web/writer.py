@@ -24,6 +24,7 @@ class PayloadWriter:
     """Writes one response's body; returned by ``StreamResponse.prepare``."""
 
     __slots__ = (
+        "_body_sent",
         "_chunked",
         "_compress",
         "_eof",
@@ -53,6 +54,7 @@ class PayloadWriter:
         self.length = length
         self.buffer_size = 0
         self.output_size = 0
+        self._body_sent = 0
 
     @property
     def transport(self) -> object:
@@ -67,10 +69,20 @@ class PayloadWriter:
     def enable_chunking(self) -> None:
         self._chunked = True
 
+    def _clip(self, data: bytes) -> bytes:
+        """With a declared Content-Length, bytes beyond it are dropped, never sent: they
+        would be read as the start of the next response."""
+        room = self.length - self._body_sent  # type: ignore[operator]  # checked by callers
+        if len(data) > room:
+            data = data[: max(room, 0)]
+        self._body_sent += len(data)
+        return data
+
     def _send(self, data: bytes) -> None:
         head = self._head
         if head is not None:
             self._head = None
+            self.protocol.head_sent = True
             self.output_size += len(head)
             if not data:
                 self.protocol.write(head)
@@ -99,6 +111,8 @@ class PayloadWriter:
                 return
         if self._chunked:
             payload = chunk(payload)
+        elif self.length is not None:
+            payload = self._clip(payload)
         self._send(payload)
         if self.protocol._write_paused:
             await self.protocol.drain()
@@ -117,6 +131,11 @@ class PayloadWriter:
             payload = self._compress.compress(payload) + self._compress.flush()
         if self._chunked:
             payload = (chunk(payload) if payload else b"") + LAST_CHUNK
+        elif self.length is not None:
+            payload = self._clip(payload)
+            if self._body_sent < self.length:
+                # Shorter than declared: only closing the connection tells the client.
+                self.protocol.force_close()
         self._eof = True
         self._send(payload)
         if self.protocol._write_paused:
@@ -131,3 +150,4 @@ class PayloadWriter:
         """Account for ``count`` body bytes sent by ``loop.sendfile`` outside this writer."""
         self.buffer_size += count
         self.output_size += count
+        self._body_sent += count

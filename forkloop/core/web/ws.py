@@ -16,7 +16,8 @@ catches up. ``send_*`` frames the message, writes it, and waits on ``drain()`` o
 transport's buffer is above its high-water mark. States: open; ``_closing`` (the peer's close
 arrived); ``_closed`` (our close went out, or the connection is gone). A protocol violation
 sends close with the reader's code (1002/1007/1009), half-closes, and ``receive()`` returns an
-ERROR message.
+ERROR message; messages that arrived before the violation are answered first. Answers sent
+while more received messages wait in the queue are batched into one write (``_cork``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ _CLOSE: Final = WSMsgType.CLOSE
 _PING: Final = WSMsgType.PING
 _PONG: Final = WSMsgType.PONG
 _ERROR: Final = WSMsgType.ERROR
+# The 2-byte heads of unmasked, final text frames of 0..125 bytes.
+_TEXT_HEADS: Final = tuple(bytes((0x81, n)) for n in range(126))
 WS_CLOSED_MESSAGE: Final = WSMessage(WSMsgType.CLOSED, None, None)
 WS_CLOSING_MESSAGE: Final = WSMessage(WSMsgType.CLOSING, None, None)
 # How often an open socket checks whether its server began shutting down, when the connection
@@ -401,8 +404,12 @@ class WebSocketResponse(StreamResponse):
     def _on_eof(self) -> None:
         """The peer closed the TCP connection (or it was lost)."""
         self._eof = True
-        if not self._closing and not self._closed and self._close_code is None:
-            self._close_code = WSCloseCode.ABNORMAL_CLOSURE
+        if not self._closed:
+            if self._closing and self._close_code is not None:
+                # The peer sent its close and then EOF: answer the close before we go.
+                self._reply_close(self._close_code)
+            elif self._close_code is None:
+                self._close_code = WSCloseCode.ABNORMAL_CLOSURE
         self._closed = True
         self._cancel_heartbeat()
         if self._linger_handle is not None:
@@ -421,6 +428,15 @@ class WebSocketResponse(StreamResponse):
             if self._obs is not None:
                 for hook in self._obs.ws_closed:
                     hook(self._request)
+
+    def _reply_close(self, code: int) -> None:
+        transport = self._transport
+        writer = self._writer
+        if transport is None or writer is None or transport.is_closing():
+            return
+        self._more = False
+        self._uncork()
+        transport.write(writer.close(_echo_code(code)))
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -618,9 +634,9 @@ class WebSocketResponse(StreamResponse):
             if transport.is_closing():
                 raise ConnectionResetError("Cannot write to closing transport")
             if self._more or self._pending:
-                self._cork(bytes((0x81, len(payload))) + payload)
+                self._cork(_TEXT_HEADS[len(payload)] + payload)
             else:
-                transport.write(bytes((0x81, len(payload))) + payload)
+                transport.write(_TEXT_HEADS[len(payload)] + payload)
         else:
             writer = self._check_open()
             self._write(writer.message(1, payload, _compress_flag(compress)))

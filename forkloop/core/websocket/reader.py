@@ -118,6 +118,37 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[WSMessage]:
         """Parse ``data``; return the completed messages (check ``error`` afterwards)."""
+        n = len(data)
+        if (
+            6 < n < 132  # a 7-bit length (0..125) plus a 6-byte header
+            and not self._need
+            and not self._head
+            and not self._frag_op
+            and n - 6 == data[1] - 0x80
+            and self._mask_bit
+            and self.error is None
+            and not self.closed
+        ):
+            # Fastest path: ``data`` is exactly one short, whole, masked text or binary frame
+            # (the usual case for a chat-like peer). ``data[1] - 0x80`` is the 7-bit length
+            # when the mask bit is set; an unmasked frame cannot match ``n``.
+            b0 = data[0]
+            if b0 == 0x81 or b0 == 0x82:
+                length = n - 6
+                if length > self._fast_max:
+                    pass  # over the limit: the general path reports it
+                elif length < _SHORT:
+                    payload = (
+                        int.from_bytes(data[6:], "little")
+                        ^ int.from_bytes((data[2:6] * _SHORT_REPEAT)[:length], "little")
+                    ).to_bytes(length, "little")
+                    if b0 == 0x81:
+                        try:
+                            return [_new(WSMessage, (_TEXT, payload.decode("utf-8"), ""))]
+                        except UnicodeDecodeError:
+                            self.error = WebSocketError(1007, "text message is not valid UTF-8")
+                            return []
+                    return [_new(WSMessage, (_BINARY, payload, ""))]
         out: list[WSMessage] = []
         if self.error is not None or self.closed:
             return out

@@ -190,6 +190,20 @@
     return value === null || value === undefined ? "-" : `${value.toFixed(digits)}${unit}`;
   }
 
+  const rateHistory = [];
+  const HISTORY_POINTS = 60;
+
+  function drawSpark(rate) {
+    rateHistory.push(rate === null || rate === undefined ? 0 : rate);
+    if (rateHistory.length > HISTORY_POINTS) rateHistory.shift();
+    const top = Math.max(1, ...rateHistory);
+    const step = 300 / (HISTORY_POINTS - 1);
+    const offset = HISTORY_POINTS - rateHistory.length;
+    const points = rateHistory.map(
+      (r, i) => `${((offset + i) * step).toFixed(1)},${(58 - (56 * r) / top).toFixed(1)}`);
+    $("stats-spark").querySelector("polyline").setAttribute("points", points.join(" "));
+  }
+
   async function pollStats() {
     const status = $("stats-status");
     try {
@@ -204,6 +218,7 @@
           `${data.requests} requests in the last ${data.window_s.toFixed(1)} s, ` +
           `computed by worker ${workerLabel(data.worker)}`);
       }
+      drawSpark(data.rate_rps);
       const rate = $("stats-rate");
       rate.textContent = fmt(data.rate_rps, "", 1);
       rate.dataset.value = data.rate_rps === null ? "" : String(data.rate_rps);
