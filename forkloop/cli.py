@@ -179,7 +179,12 @@ def serve(args: Sequence[str]) -> int:
             preloaded=preloaded,
             exec_argv=[sys.executable, "-m", "forkloop", "serve", *args],
         )
-        banner(config, listeners, attach_metrics(config, arbiter))
+        try:
+            metrics_address = attach_metrics(config, arbiter)
+        except OSError as exc:  # the metrics address is taken or not ours to bind
+            host, port = config.metrics_bind or ("", 0)
+            return _error(f"--metrics-bind {host}:{port}: cannot listen: {exc.strerror}", 1)
+        banner(config, listeners, metrics_address)
         return arbiter.run()
     finally:
         close_all(listeners, unlink=False)

@@ -21,7 +21,7 @@ from .series import Store
 
 __all__ = ["PipeSender", "WorkerMetricsObserver"]
 
-_ENVELOPE = len(b'{"v":1,"k":"metrics","s":[]}\n')
+_ENVELOPE = len(b'{"v":1,"k":"metrics","s":[],"slot":000,"pid":0000000}\n')
 
 
 class PipeSender:
@@ -33,9 +33,11 @@ class PipeSender:
         writer: HeartbeatWriter,
         interval_s: float = 0.5,
         sample: Callable[[], None] | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.sample = sample
+        self.fields = fields or {}  # sent with every message (slot and pid on a shared pipe)
         self.writer = writer
         self.interval_s = interval_s
         self._flushed = -1
@@ -75,7 +77,7 @@ class PipeSender:
         return complete
 
     def _send(self, batch: list[list[Any]]) -> bool:
-        if not self.writer.send("metrics", s=batch):
+        if not self.writer.send("metrics", s=batch, **self.fields):
             return False
         self.store.mark_sent(batch)
         self.messages_sent += 1

@@ -687,9 +687,12 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
         return AppRunner(target, **self._runner_kwargs())
 
     def _budget_observers(self) -> list[object]:
-        if self.max_requests >= sys.maxsize:
-            return []
-        return [_RequestBudget(self, int(self.max_requests), self._on_max_requests)]
+        # Observers a gunicorn hook attached to this worker (forkloop.workers.gunicorn_conf's
+        # post_fork adds the metrics observer), then the --max-requests budget.
+        observers: list[object] = list(getattr(self, "forkloop_observers", ()))
+        if self.max_requests < sys.maxsize:
+            observers.append(_RequestBudget(self, int(self.max_requests), self._on_max_requests))
+        return observers
 
     def _add_budget_to(self, runner: AppRunner) -> None:
         """--max-requests for a runner built by the app: through the app's observer list."""

@@ -146,6 +146,8 @@ class Worker:
 
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
+        # The app may show or log which worker it is (the demo does); set before it loads.
+        os.environ["FORKLOOP_WORKER_SLOT"] = str(ctx.slot)
         self.config = ctx.config
         self.pipe = HeartbeatWriter(ctx.pipe_fd)
         self.counters = Counters(ctx.scoreboard, ctx.slot)

@@ -6,7 +6,9 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -174,3 +176,24 @@ def test_real_prometheus_scrapes_the_server(served: Served, tmp_path: Path) -> N
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_taken_metrics_port_is_one_line_and_nonzero(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "forkloop", "serve", "forkloop.demo:app", "-w", "1",
+                "-b", f"127.0.0.1:{free_port()}", "--metrics-bind", f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )  # fmt: skip
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    expected = f"--metrics-bind 127.0.0.1:{port}: cannot listen: Address already in use"
+    assert lines[-1] == f"forkloop: error: {expected}"
+    assert "Traceback" not in result.stderr

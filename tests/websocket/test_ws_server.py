@@ -581,3 +581,29 @@ async def test_close_then_eof_from_the_peer_is_still_answered(serve: Serve) -> N
     assert (b0, payload) == (0x88, struct.pack("!H", 4003))
     assert await asyncio.wait_for(client.reader.read(), 5) == b""
     await client.close()
+
+
+async def test_a_fast_sender_cannot_fill_server_memory(serve: Serve) -> None:
+    seen: dict[str, Any] = {}
+    count, size = 64, 256 * 1024  # 16 MiB sent while the handler does not read
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        await asyncio.sleep(1.0)
+        seen["queued_while_busy"] = ws._queued_bytes
+        got = 0
+        async for msg in ws:
+            got += len(msg.data)
+            if got == count * size:
+                await ws.send_str("all received")
+        return ws
+
+    base = await serve(make_app(busy=handler))
+    async with aiohttp.ClientSession() as session, session.ws_connect(base + "/busy") as ws:
+        chunk = os.urandom(size)
+        for _ in range(count):
+            await ws.send_bytes(chunk)
+        assert (await ws.receive(timeout=30)).data == "all received"
+    # Reading stopped at read_buffer_high_bytes (1 MiB) plus what one read brought in.
+    assert seen["queued_while_busy"] <= 2 * MiB
