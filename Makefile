@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The demo app under the supervisor: 2 workers on http://127.0.0.1:8080, metrics on :9100.
 demo: $(STAMP)
 	$(PY) -m forkloop.demo
 
@@ -23,8 +24,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict forkloop
 
+# Two workers: the suite is mostly waiting on sockets and subprocesses (2 cores in CI).
 pytest: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

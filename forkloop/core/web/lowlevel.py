@@ -184,6 +184,17 @@ class Server:
         response: StreamResponse | None = None
         failure: BaseException | None = None
         try:
+            intercept = self._intercept
+            if intercept is not None:
+                response = intercept(request)
+                if response is not None:
+                    # Probes and the like: answered before the app, not logged or counted.
+                    timed = False
+                    send_now = getattr(response, "_send_now", None)
+                    if send_now is None or not send_now(request):
+                        await response.prepare(request)
+                    await response.write_eof()
+                    return
             response = await self._respond(request, head)
             if not response.prepared:
                 send_now = getattr(response, "_send_now", None)
@@ -225,10 +236,7 @@ class Server:
             request.protocol.force_close()
             return Response(status=417, text=f"417: Expectation Failed: {head.expect}")
         try:
-            intercept = self._intercept
-            response: object = intercept(request) if intercept is not None else None
-            if response is None:
-                response = await self._handler(request)
+            response: object = await self._handler(request)
         except HTTPException as exc:
             return exc
         except HttpError as exc:  # reading the body failed: bad framing, too slow, too big

@@ -86,6 +86,9 @@ class FrameReader:
         "_max",
         "_need",
         "_parts",
+        "_pcheck",
+        "_pmask",
+        "_poff",
         "_rsv_allowed",
         "_texts",
         "closed",
@@ -113,6 +116,9 @@ class FrameReader:
         self._parts: list[bytes] = []
         self._texts: list[str] = []
         self._decoder: codecs.IncrementalDecoder | None = None
+        self._pcheck: codecs.IncrementalDecoder | None = None
+        self._pmask = b""
+        self._poff = 0
         self.error: WebSocketError | None = None
         self.closed = False
 
@@ -165,12 +171,14 @@ class FrameReader:
         if self._need:
             n = len(data)
             if n < self._need:
-                self._chunks.append(data)
+                self._chunks.append(self._partial(data) if self._pcheck else data)
                 self._need -= n
                 return
             pos = self._need
-            self._chunks.append(data[:pos])
+            piece = data[:pos]
+            self._chunks.append(self._partial(piece) if self._pcheck else piece)
             self._need = 0
+            self._pcheck = None
             payload = b"".join(self._chunks)
             self._chunks = []
             if self._fmask:
@@ -243,8 +251,13 @@ class FrameReader:
             if end > n:
                 self._fb0 = b0
                 self._fmask = mask
-                self._chunks = [data[start:]]
                 self._need = end - n
+                self._chunks = []
+                if self._is_plain_text(b0):
+                    self._start_partial_text(mask)
+                    self._chunks.append(self._partial(data[start:]))
+                else:
+                    self._chunks.append(data[start:])
                 return
             payload = data[start:end]
             if mask:
@@ -253,6 +266,35 @@ class FrameReader:
             if self.closed:
                 return
             pos = end
+
+    # A text frame that arrives in pieces is validated piece by piece (unmasked as it comes),
+    # so invalid UTF-8 fails the connection before the rest of a long frame is awaited.
+
+    def _is_plain_text(self, b0: int) -> bool:
+        opcode = b0 & 0x0F
+        if opcode == 1:
+            return not b0 & 0x40
+        return opcode == 0 and self._decoder is not None and not self._frag_compressed
+
+    def _start_partial_text(self, mask: bytes) -> None:
+        check = _utf8_decoder()
+        if self._decoder is not None and (self._fb0 & 0x0F) == 0:
+            check.setstate(self._decoder.getstate())  # continue the message's UTF-8 state
+        self._pcheck = check
+        self._pmask = mask
+        self._poff = 0
+        self._fmask = b""  # the pieces are stored unmasked
+
+    def _partial(self, piece: bytes) -> bytes:
+        mask = self._pmask
+        if mask:
+            k = self._poff & 3
+            piece = apply_mask(mask[k:] + mask[:k], piece)
+        self._poff += len(piece)
+        check = self._pcheck
+        if check is not None:
+            check.decode(piece, False)
+        return piece
 
     def _check_header(self, b0: int, masked: int, length: int) -> None:
         if masked != self._mask_bit:
