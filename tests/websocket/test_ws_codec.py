@@ -404,3 +404,28 @@ def test_compressed_messages_split_anywhere(
         got.extend(reader.feed(wire[a:b]))
     assert reader.error is None
     assert [m.data for m in got] == payloads
+
+
+@pytest.mark.parametrize("fragmented", [False, True])
+def test_invalid_utf8_fails_before_a_long_frame_completes(fragmented: bool) -> None:
+    reader = FrameReader()
+    if fragmented:
+        # The message's first fragment ends inside a 3-byte sequence; the next frame breaks it.
+        reader.feed(frame(1, b"ok \xe2\x82", fin=False))
+        wire = frame(0, b"\x28" + b"a" * 5000)
+    else:
+        wire = frame(1, b"valid start \xc0\xaf" + b"a" * 5000)
+    reader.feed(wire[:100])  # the frame is far from complete
+    assert reader.error is not None
+    assert reader.error.code == 1007
+
+
+def test_valid_text_split_inside_a_frame_and_a_sequence() -> None:
+    text = "κόσμε €𝄞 " * 300
+    wire = frame(1, text.encode()[:1001], fin=False) + frame(0, text.encode()[1001:])
+    reader = FrameReader()
+    got: list[WSMessage] = []
+    for i in range(0, len(wire), 7):
+        got.extend(reader.feed(wire[i : i + 7]))
+    assert reader.error is None
+    assert [m.data for m in got] == [text]

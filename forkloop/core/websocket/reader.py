@@ -12,8 +12,10 @@ Checks (RFC 6455 section 5): client frames masked (server frames not); RSV1 only
 permessage-deflate and only on a message's first frame; RSV2/RSV3 never; reserved opcodes;
 control frames final and <= 125 bytes; continuation only inside a fragmented message and a new
 data frame never inside one; 64-bit lengths with the top bit clear; text valid UTF-8, checked
-incrementally frame by frame (1007); close payloads (1002/1007); message size (1009), also for
-the inflated size of compressed messages. Imports nothing of ours but the codec.
+incrementally as it arrives, also inside a frame still being received (1007); close payloads
+(1002/1007); message size (1009), also for the inflated size of compressed messages.
+Fragmented text messages also collect decoded pieces in ``_texts``. Imports nothing of ours
+but the codec.
 """
 
 from __future__ import annotations
