@@ -619,15 +619,16 @@ class Response(StreamResponse):
         if (
             headers is None
             and reason is None
-            and content_type is None
             and charset is None
             and type(text) is str
             and status in _PLAIN_STATUSES
+            and (content_type is None or ";" not in content_type)
         ):
-            # Response(text=...): the common case, without the general checks below.
+            # Response(text=...) and json_response(): the common case, without the general
+            # checks below (no headers to reconcile, no charset in the content type).
             self._init_plain(status)
             self._body = text.encode()
-            self._ctype = "text/plain"
+            self._ctype = content_type or "text/plain"
             self._charset_value = "utf-8"
             self._compressed_body = None
             return
