@@ -607,3 +607,34 @@ async def test_a_fast_sender_cannot_fill_server_memory(serve: Serve) -> None:
         assert (await ws.receive(timeout=30)).data == "all received"
     # Reading stopped at read_buffer_high_bytes (1 MiB) plus what one read brought in.
     assert seen["queued_while_busy"] <= 2 * MiB
+
+
+async def test_a_ping_flood_from_a_peer_that_does_not_read_is_bounded(serve: Serve) -> None:
+    seen: dict[str, int] = {"max_buffer": 0}
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        transport = request.transport
+        assert transport is not None
+        for _ in range(60):
+            await asyncio.sleep(0.025)
+            size = transport.get_write_buffer_size()
+            seen["max_buffer"] = max(seen["max_buffer"], size)
+        return ws
+
+    base = await serve(make_app(quiet=handler))
+    client = await RawClient.connect(base, "/quiet")
+    ping = build_frame(9, b"p" * 125, mask=True)
+    sender = asyncio.create_task(_send_pings(client, ping, 200_000))  # 26 MB of pongs due
+    await asyncio.sleep(1.5)
+    sender.cancel()
+    client.writer.transport.abort()  # its unsent pings would never drain
+    # Answering pings stops reading once the pongs pile up: the buffer stays near its limit.
+    assert 0 < seen["max_buffer"] <= 2 * MiB
+
+
+async def _send_pings(client: RawClient, ping: bytes, count: int) -> None:
+    for _ in range(count // 1000):
+        client.writer.write(ping * 1000)
+        await client.writer.drain()

@@ -99,17 +99,20 @@ def _observers(request: BaseRequest) -> Observers | None:
         # built from the runner's observers and the app's OBSERVERS_KEY list.
         owner = getattr(request.protocol, "_owner", None)
         found = getattr(owner, "_observers", None)
-    if isinstance(found, Observers):
-        return found if found.active else None
-    app = getattr(request, "app", None)
-    listed = app.get(OBSERVERS_KEY) if app is not None else None
-    if not listed:
-        return None
-    cached = _observer_cache.get(id(listed))
-    if cached is None or cached[0] is not listed:
-        cached = (listed, Observers(listed))
-        _observer_cache[id(listed)] = cached
-    return cached[1]
+    if not isinstance(found, Observers):
+        app = getattr(request, "app", None)
+        listed = app.get(OBSERVERS_KEY) if app is not None else None
+        if not listed:
+            return None
+        cached = _observer_cache.get(id(listed))
+        if cached is None or cached[0] is not listed:
+            cached = (listed, Observers(listed))
+            _observer_cache[id(listed)] = cached
+        found = cached[1]
+    # Observers without WebSocket hooks (request metrics only) cost the sockets nothing.
+    if found.ws_opened or found.ws_closed or found.ws_message:
+        return found
+    return None
 
 
 def _echo_code(code: int) -> int:
