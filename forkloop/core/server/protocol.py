@@ -137,6 +137,7 @@ class HttpProtocol(asyncio.Protocol):
         "_queue",
         "_read_pauses",
         "_served",
+        "_shutdown_callbacks",
         "_task",
         "_timer",
         "_timer_kind",
@@ -184,6 +185,7 @@ class HttpProtocol(asyncio.Protocol):
         self._pipeline_paused = False
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        self._shutdown_callbacks: list[Callable[[], None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_kind = _IDLE
         self._deadline = 0.0
@@ -380,6 +382,17 @@ class HttpProtocol(asyncio.Protocol):
     def upgraded(self) -> bool:
         return self._on_data is not None
 
+    def add_shutdown_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when a graceful stop reaches this upgraded connection (WebSockets
+        close with 1001 then; RFC 6455 §7.4.1)."""
+        self._shutdown_callbacks.append(callback)
+
+    @property
+    def observers(self) -> Any:
+        """The server's observer table (``forkloop.core.hooks.Observers``), for upgraded
+        protocols that report events of their own."""
+        return getattr(self._owner, "observers", None)
+
     def begin_shutdown(self) -> None:
         """Stage one of a graceful stop: idle connections close, busy ones finish and close.
 
@@ -388,7 +401,12 @@ class HttpProtocol(asyncio.Protocol):
         answered (with ``Connection: close``).
         """
         self.closing = True
-        if self._busy or self._on_data is not None:
+        if self._on_data is not None:
+            callbacks, self._shutdown_callbacks = self._shutdown_callbacks, []
+            for callback in callbacks:
+                callback()
+            return
+        if self._busy:
             return
         if self._served == 0 and not self._queue and self._parser is not None:
             self._set_timer(_HEADER, min(SHUTDOWN_GRACE_S, self.limits.header_timeout_s))

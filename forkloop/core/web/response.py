@@ -488,7 +488,9 @@ class StreamResponse(MutableMapping[str, Any]):
             lines.extend(("Set-Cookie", morsel.OutputString()) for morsel in self._cookies.values())
         lines.append(("Date", request._date_value()))
         lines.append(("Server", _SERVER))
-        if not keep_alive:
+        if self._status == 101:
+            pass  # switching protocols: the connection belongs to the new protocol now
+        elif not keep_alive:
             lines.append(("Connection", "close"))
             protocol.force_close()
         elif version < (1, 1):

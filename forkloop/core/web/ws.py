@@ -25,11 +25,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from ..hooks import OBSERVERS_KEY, Observers
+from ..hooks import Observers
 from ..server.protocol import HttpProtocol
 from ..websocket import (
     FrameReader,
@@ -68,13 +67,8 @@ _ERROR: Final = WSMsgType.ERROR
 _TEXT_HEADS: Final = tuple(bytes((0x81, n)) for n in range(126))
 WS_CLOSED_MESSAGE: Final = WSMessage(WSMsgType.CLOSED, None, None)
 WS_CLOSING_MESSAGE: Final = WSMessage(WSMsgType.CLOSING, None, None)
-# How often an open socket checks whether its server began shutting down, when the connection
-# offers no shutdown callback (see _watch_shutdown).
-_SHUTDOWN_POLL_S: Final = 0.25
 # At most this many bytes of answers wait in a batch (see WebSocketResponse._cork).
 _CORK_MAX_BYTES: Final = 64 * 1024
-
-_observer_cache: dict[int, tuple[object, Observers]] = {}
 
 
 class WebSocketReady(NamedTuple):
@@ -92,23 +86,10 @@ class PongTimeoutError(asyncio.TimeoutError):
 
 
 def _observers(request: BaseRequest) -> Observers | None:
-    """The observers watching ``request``'s application, or None when nobody listens."""
-    found = getattr(request, "observers", None) or getattr(request, "_observers", None)
+    """The observers watching ``request``'s server, or None when nobody listens."""
+    found = request.protocol.observers
     if not isinstance(found, Observers):
-        # Until requests expose them: the server (the connection's owner) holds the set
-        # built from the runner's observers and the app's OBSERVERS_KEY list.
-        owner = getattr(request.protocol, "_owner", None)
-        found = getattr(owner, "_observers", None)
-    if not isinstance(found, Observers):
-        app = getattr(request, "app", None)
-        listed = app.get(OBSERVERS_KEY) if app is not None else None
-        if not listed:
-            return None
-        cached = _observer_cache.get(id(listed))
-        if cached is None or cached[0] is not listed:
-            cached = (listed, Observers(listed))
-            _observer_cache[id(listed)] = cached
-        found = cached[1]
+        return None
     # Observers without WebSocket hooks (request metrics only) cost the sockets nothing.
     if found.ws_opened or found.ws_closed or found.ws_message:
         return found
@@ -237,16 +218,6 @@ class WebSocketResponse(StreamResponse):
         conn.switch_protocol(self._on_data, self._on_eof)
         self._reset_heartbeat()
         self._watch_shutdown()
-        return writer
-
-    def _make_writer(self, request: BaseRequest, body_length: int | None) -> PayloadWriter:
-        writer = super()._make_writer(request, body_length)
-        # Workaround until the engine knows upgrades: it sees the upgraded connection as not
-        # keep-alive and appends "Connection: close" to the 101, next to our
-        # "Connection: upgrade". Drop that line; the socket stays open as a WebSocket.
-        head = writer._head
-        if head is not None:
-            writer._head = head.replace(b"\r\nConnection: close\r\n", b"\r\n", 1)
         return writer
 
     # -- properties ---------------------------------------------------------------------
@@ -844,13 +815,8 @@ class WebSocketResponse(StreamResponse):
 
     def _watch_shutdown(self) -> None:
         """Close with 1001 when the server shuts down (RFC 6455 section 7.4.1)."""
-        register = getattr(self._conn, "add_shutdown_callback", None)
-        if register is not None:
-            register(self._on_server_shutdown)
-        elif self._loop is not None:
-            # The connection offers no shutdown callback: one watcher per loop looks at the
-            # connections' ``closing`` flags (set by the server's staged shutdown).
-            _ShutdownWatch.of(self._loop).add(self)
+        if self._conn is not None:
+            self._conn.add_shutdown_callback(self._on_server_shutdown)
 
     def _on_server_shutdown(self) -> None:
         if self._closed or self._loop is None:
@@ -864,43 +830,6 @@ class WebSocketResponse(StreamResponse):
             await self.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         except ConnectionError:  # pragma: no cover - the peer left meanwhile
             self._close_transport()
-
-
-class _ShutdownWatch:
-    """Finds the open WebSockets whose connection the server has begun to shut down."""
-
-    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ShutdownWatch]] = (
-        weakref.WeakKeyDictionary()
-    )
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._sockets: weakref.WeakSet[WebSocketResponse] = weakref.WeakSet()
-        self._handle: asyncio.TimerHandle | None = None
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> _ShutdownWatch:
-        watch = cls._by_loop.get(loop)
-        if watch is None:
-            watch = cls._by_loop[loop] = cls(loop)
-        return watch
-
-    def add(self, ws: WebSocketResponse) -> None:
-        self._sockets.add(ws)
-        if self._handle is None:
-            self._handle = self._loop.call_later(_SHUTDOWN_POLL_S, self._tick)
-
-    def _tick(self) -> None:
-        self._handle = None
-        for ws in list(self._sockets):
-            conn = ws._conn
-            if ws._closed or conn is None or conn.transport is None:
-                self._sockets.discard(ws)
-            elif conn.closing:
-                self._sockets.discard(ws)
-                ws._on_server_shutdown()
-        if self._sockets and not self._loop.is_closed():
-            self._handle = self._loop.call_later(_SHUTDOWN_POLL_S, self._tick)
 
 
 def _compress_flag(compress: int | bool | None) -> bool | None:
