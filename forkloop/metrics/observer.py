@@ -11,9 +11,12 @@ Imports ``forkloop.metrics.series`` only (requests and servers are duck-typed).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
-from .series import HTTP_METHODS, UNMATCHED_ROUTE, Store
+from .series import DURATION_BUCKETS, HTTP_METHODS, SIZE_BUCKETS, UNMATCHED_ROUTE, Store
+
+_FIRST_SIZE = SIZE_BUCKETS[0]
 
 __all__ = ["HttpObserver"]
 
@@ -42,12 +45,12 @@ def _labels(key: Any) -> tuple[str, str, str, str, str]:
 class HttpObserver:
     """Implements ``forkloop.core.hooks.Observer`` for the metrics store."""
 
-    __slots__ = ("_series", "servers", "store")
+    __slots__ = ("_by_route", "servers", "store")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.servers: list[Any] = []
-        self._series = store.requests
+        self._by_route: dict[Any, dict[int, Any]] = {}
 
     def attach(self, server: Any) -> None:
         self.servers.append(server)
@@ -68,18 +71,51 @@ class HttpObserver:
     ) -> None:
         if response is None:
             return  # the client left before any response: no status to count it under
-        match_info = getattr(request, "_match_info", None)
-        route = match_info.route if match_info is not None else None
+        match_info = request._match_info
+        route = match_info._route if match_info is not None else None
         head = request._head
-        key = (head.method, route, response._status, head.version, request._protocol.scheme)
-        series = self._series.get(key)
-        if series is None:
-            self.store.record(
-                key, _labels, duration_s, request._payload.total_bytes, response._body_length
-            )
-            return
-        series.observe(duration_s, request._payload.total_bytes, response._body_length)
-        self.store.changes += 1
+        status = response._status
+        scheme = request._protocol.scheme
+        by_status = self._by_route.get(route)
+        series = by_status.get(status) if by_status is not None else None
+        if (
+            series is None
+            or series.method is not head.method
+            or series.versions is not head.version
+            or series.scheme is not scheme
+        ):
+            series = self._slow(route, head, status, scheme)
+        # The series' observe(), inlined: this runs once per request.
+        series.dcounts[bisect_left(DURATION_BUCKETS, duration_s)] += 1
+        series.dsum += duration_s
+        size = request._payload.total_bytes
+        if size <= _FIRST_SIZE:
+            series.qcounts[0] += 1
+        else:
+            series.qcounts[bisect_left(SIZE_BUCKETS, size)] += 1
+        series.qsum += size
+        size = response._body_length
+        if size <= _FIRST_SIZE:
+            series.scounts[0] += 1
+        else:
+            series.scounts[bisect_left(SIZE_BUCKETS, size)] += 1
+        series.ssum += size
+        series.version += 1
+
+    def _slow(self, route: Any, head: Any, status: int, scheme: str) -> Any:
+        """Find or create the series; remember it under a long-lived route object."""
+        key = (head.method, route, status, head.version, scheme)
+        raw = (head.method, head.version, scheme)
+        if getattr(route, "resource", None) is None:  # a 404/405 of its own: not long-lived
+            return self.store.series_for(key, _labels, raw, cache=False)
+        series = self.store.series_for(key, _labels, raw)
+        by_status = self._by_route.get(route)
+        if by_status is None:
+            if len(self._by_route) >= 10_000:
+                return series
+            by_status = self._by_route[route] = {}
+        by_status[status] = series  # the latest method/version/scheme seen for this pair
+        return series
 
     def parse_error(self, status: int) -> None:
         errors = self.store.parse_errors

@@ -92,36 +92,66 @@ class Histogram:
 
 
 class _RequestSeries:
-    """The three histograms of one request label set."""
+    """The three histograms of one request label set, stored flat for the per-request path.
 
-    __slots__ = ("duration", "labels", "request_size", "response_size", "version")
+    ``method``, ``version`` and ``scheme`` keep the raw values the series was created for, so
+    the observer can confirm a cached series by identity instead of hashing a key.
+    """
 
-    def __init__(self, labels: tuple[str, str, str, str, str]) -> None:
+    __slots__ = (
+        "dcounts",
+        "dsum",
+        "labels",
+        "method",
+        "qcounts",
+        "qsum",
+        "scheme",
+        "scounts",
+        "ssum",
+        "version",
+        "versions",
+    )
+
+    def __init__(
+        self, labels: tuple[str, str, str, str, str], raw: tuple[Any, Any, Any] = (None, None, None)
+    ) -> None:
         self.labels = labels
-        self.duration = Histogram(DURATION_BUCKETS)
-        self.request_size = Histogram(SIZE_BUCKETS)
-        self.response_size = Histogram(SIZE_BUCKETS)
+        self.method, self.versions, self.scheme = raw
+        self.dcounts = [0] * (len(DURATION_BUCKETS) + 1)
+        self.qcounts = [0] * (len(SIZE_BUCKETS) + 1)
+        self.scounts = [0] * (len(SIZE_BUCKETS) + 1)
+        self.dsum = 0.0
+        self.qsum = 0.0
+        self.ssum = 0.0
         self.version = 0  # bumped on every change; compared with what was last sent
 
     def observe(self, duration_s: float, request_bytes: int, response_bytes: int) -> None:
-        # The three observations inlined: this runs once per request.
-        duration = self.duration
-        duration.counts[bisect_left(DURATION_BUCKETS, duration_s)] += 1
-        duration.total += duration_s
+        self.dcounts[bisect_left(DURATION_BUCKETS, duration_s)] += 1
+        self.dsum += duration_s
         # Most bodies are small: the first bucket without a bisect.
-        request_size = self.request_size
         if request_bytes <= _FIRST_SIZE:
-            request_size.counts[0] += 1
+            self.qcounts[0] += 1
         else:
-            request_size.counts[bisect_left(SIZE_BUCKETS, request_bytes)] += 1
-        request_size.total += request_bytes
-        response_size = self.response_size
+            self.qcounts[bisect_left(SIZE_BUCKETS, request_bytes)] += 1
+        self.qsum += request_bytes
         if response_bytes <= _FIRST_SIZE:
-            response_size.counts[0] += 1
+            self.scounts[0] += 1
         else:
-            response_size.counts[bisect_left(SIZE_BUCKETS, response_bytes)] += 1
-        response_size.total += response_bytes
+            self.scounts[bisect_left(SIZE_BUCKETS, response_bytes)] += 1
+        self.ssum += response_bytes
         self.version += 1
+
+    @property
+    def duration(self) -> Histogram:
+        return Histogram(DURATION_BUCKETS, list(self.dcounts), self.dsum)
+
+    @property
+    def request_size(self) -> Histogram:
+        return Histogram(SIZE_BUCKETS, list(self.qcounts), self.qsum)
+
+    @property
+    def response_size(self) -> Histogram:
+        return Histogram(SIZE_BUCKETS, list(self.scounts), self.ssum)
 
 
 class Store:
@@ -139,7 +169,6 @@ class Store:
         self.ws_messages: dict[str, int] = {"received": 0, "sent": 0}
         self.parse_errors: dict[str, int] = {}
         self.version = 0  # bumped on every change to the scalars above
-        self.changes = 0  # bumped on every change of anything: "is there news to send?"
         self._sent: dict[object, int] = {}  # labels (or "s") -> version last sent
 
     # -- recording (the hot path) ---------------------------------------------------------
@@ -153,16 +182,27 @@ class Store:
         response_bytes: int,
     ) -> None:
         """One finished request; ``labels(key)`` is called only for a key not seen before."""
-        series = self.requests.get(key)
+        self.series_for(key, labels).observe(duration_s, request_bytes, response_bytes)
+
+    def series_for(
+        self,
+        key: object,
+        labels: Callable[[Any], tuple[str, str, str, str, str]],
+        raw: tuple[Any, Any, Any] = (None, None, None),
+        *,
+        cache: bool = True,
+    ) -> _RequestSeries:
+        """The series of a raw key, created on first use; ``cache=False`` for keys that are
+        not long-lived (they would only grow the table)."""
+        series = self.requests.get(key) if cache else None
         if series is None:
             label_values = labels(key)
             series = self._by_labels.get(label_values)
             if series is None:
-                series = self._by_labels[label_values] = _RequestSeries(label_values)
-            if len(self.requests) < 100_000:  # raw keys map many-to-one onto label sets
+                series = self._by_labels[label_values] = _RequestSeries(label_values, raw)
+            if cache and len(self.requests) < 100_000:
                 self.requests[key] = series
-        series.observe(duration_s, request_bytes, response_bytes)
-        self.changes += 1
+        return series
 
     def set_active(self, active: dict[tuple[str, str], int]) -> None:
         if active != self.active:
@@ -171,7 +211,6 @@ class Store:
 
     def scalar_changed(self) -> None:
         self.version += 1
-        self.changes += 1
 
     def series(self) -> dict[tuple[str, ...], _RequestSeries]:
         """Request series by label values."""
@@ -191,9 +230,9 @@ class Store:
                 yield [
                     "r",
                     *labels,
-                    series.duration.wire(),
-                    series.request_size.wire(),
-                    series.response_size.wire(),
+                    [*series.dcounts, round(series.dsum, 9)],
+                    [*series.qcounts, round(series.qsum, 9)],
+                    [*series.scounts, round(series.ssum, 9)],
                 ]
         if sent.get("s") != self.version:
             yield [

@@ -40,7 +40,6 @@ class PipeSender:
         self.fields = fields or {}  # sent with every message (slot and pid on a shared pipe)
         self.writer = writer
         self.interval_s = interval_s
-        self._flushed = -1
         self._timer: asyncio.TimerHandle | None = None
         self.messages_sent = 0
 
@@ -57,9 +56,6 @@ class PipeSender:
     def flush(self) -> bool:
         """Send everything changed since the last successful send; False if some is pending."""
         store = self.store
-        if store.changes == self._flushed:
-            return True
-        changes = store.changes
         complete = True
         batch: list[list[Any]] = []
         size = _ENVELOPE
@@ -72,8 +68,6 @@ class PipeSender:
             size += encoded
         if batch:
             complete &= self._send(batch)
-        if complete:
-            self._flushed = changes
         return complete
 
     def _send(self, batch: list[list[Any]]) -> bool:

@@ -194,7 +194,10 @@ def test_kubelet_lifecycle(
             assert status_of(base + "/") == 200
         scrape = f"http://127.0.0.1:{served.metrics_port}/metrics"
         assert wait_for(lambda: metric_sum(scrape, REQUESTS) >= 10, 10), metrics_text(scrape)
-        assert metric_sum(scrape, READY_WORKERS) == served.workers
+        # /-/readyz answers once a worker serves; every worker is ready shortly after.
+        assert wait_for(lambda: metric_sum(scrape, READY_WORKERS) == served.workers, 10), (
+            metrics_text(scrape)
+        )
     assert run_healthcheck(healthcheck_argv(dockerfile), served.http_port) == 0
 
     # The kubelet's stop: SIGTERM to PID 1 (here: the supervisor we started).

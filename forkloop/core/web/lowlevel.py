@@ -213,7 +213,8 @@ class Server:
             self._logger.exception("Error handling request after the response started")
         finally:
             protocol.request = None
-            request._finish()
+            if request._cleanups is not None:
+                request._finish()
             if timed:
                 self._after(request, response, self._loop.time() - started, failure)
 

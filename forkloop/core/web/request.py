@@ -46,6 +46,7 @@ class BaseRequest(MutableMapping[str, Any]):
     POST_METHODS: Final = frozenset(("PATCH", "POST", "PUT", "TRACE", "DELETE"))
 
     # Rarely set per request: class-level defaults keep construction cheap.
+    _match_info: Any = None  # routing result; set by Application._handle (Request)
     _read_bytes: bytes | None = None
     _post: MultiDictProxy[Any] | None = None
     _cleanups: list[Callable[[], None]] | None = None
