@@ -11,12 +11,9 @@ Imports ``forkloop.metrics.series`` only (requests and servers are duck-typed).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import Any
 
-from .series import DURATION_BUCKETS, HTTP_METHODS, SIZE_BUCKETS, UNMATCHED_ROUTE, Store
-
-_FIRST_SIZE = SIZE_BUCKETS[0]
+from .series import HTTP_METHODS, UNMATCHED_ROUTE, Store
 
 __all__ = ["HttpObserver"]
 
@@ -85,22 +82,7 @@ class HttpObserver:
             or series.scheme is not scheme
         ):
             series = self._slow(route, head, status, scheme)
-        # The series' observe(), inlined: this runs once per request.
-        series.dcounts[bisect_left(DURATION_BUCKETS, duration_s)] += 1
-        series.dsum += duration_s
-        size = request._payload.total_bytes
-        if size <= _FIRST_SIZE:
-            series.qcounts[0] += 1
-        else:
-            series.qcounts[bisect_left(SIZE_BUCKETS, size)] += 1
-        series.qsum += size
-        size = response._body_length
-        if size <= _FIRST_SIZE:
-            series.scounts[0] += 1
-        else:
-            series.scounts[bisect_left(SIZE_BUCKETS, size)] += 1
-        series.ssum += size
-        series.version += 1
+        series.observe(duration_s, request._payload.total_bytes, response._body_length)
 
     def _slow(self, route: Any, head: Any, status: int, scheme: str) -> Any:
         """Find or create the series; remember it under a long-lived route object."""
