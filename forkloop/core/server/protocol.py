@@ -505,27 +505,20 @@ class HttpProtocol(asyncio.Protocol):
                 _enter_task(loop, task)  # type: ignore[misc]
             except RuntimeError:  # called from inside another task (a test driving us)
                 break
-            queue.popleft()
-            if self._pipeline_paused and len(queue) < self.limits.max_pipelined_requests:
-                self._pipeline_paused = False
-                self.resume_reading()
+            self._dequeue()
             ran = True
             head, payload = item
-            self._cycle_payload = payload
-            self._busy = True
+            self._begin_cycle(payload)
             coro = self._owner.handle(self, head, payload)
             try:
                 yielded = self._context.run(coro.send, None)
             except StopIteration:
-                self._busy = False
-                self._cycle_payload = None
-                self._served += 1
+                self._end_cycle()
                 if not self._after_cycle(payload):
                     break
                 continue
             except BaseException:
-                self._busy = False
-                self._cycle_payload = None
+                self._end_cycle()
                 self._close()
                 break
             finally:
@@ -550,9 +543,7 @@ class HttpProtocol(asyncio.Protocol):
                     try:
                         await _resume(coro, yielded)
                     finally:
-                        self._busy = False
-                        self._cycle_payload = None
-                        self._served += 1
+                        self._end_cycle()
                     if not self._after_cycle(payload):
                         return
                     continue
@@ -560,10 +551,7 @@ class HttpProtocol(asyncio.Protocol):
                     self._waiter = waiter = self._loop.create_future()
                     await waiter
                     continue
-                item = queue.popleft()
-                if self._pipeline_paused and len(queue) < self.limits.max_pipelined_requests:
-                    self._pipeline_paused = False
-                    self.resume_reading()
+                item = self._dequeue()
                 if isinstance(item, HttpError):
                     self._reply_error(item)
                     return
@@ -571,14 +559,11 @@ class HttpProtocol(asyncio.Protocol):
                     self._close()
                     return
                 head, payload = item
-                self._cycle_payload = payload
-                self._busy = True
+                self._begin_cycle(payload)
                 try:
                     await owner.handle(self, head, payload)
                 finally:
-                    self._busy = False
-                    self._cycle_payload = None
-                    self._served += 1
+                    self._end_cycle()
                 if not self._after_cycle(payload):
                     return
         except asyncio.CancelledError:
@@ -592,6 +577,23 @@ class HttpProtocol(asyncio.Protocol):
             pending, self._pending = self._pending, None
             if pending is not None:
                 pending[0].close()
+
+    def _dequeue(self) -> tuple[RequestHead, StreamReader] | HttpError:
+        """The next queued item; reading resumes once the backlog is below the limit."""
+        item = self._queue.popleft()
+        if self._pipeline_paused and len(self._queue) < self.limits.max_pipelined_requests:
+            self._pipeline_paused = False
+            self.resume_reading()
+        return item
+
+    def _begin_cycle(self, payload: StreamReader) -> None:
+        self._cycle_payload = payload
+        self._busy = True
+
+    def _end_cycle(self) -> None:
+        self._busy = False
+        self._cycle_payload = None
+        self._served += 1
 
     def _after_cycle(self, payload: StreamReader) -> bool:
         """Decide whether the connection goes on after a response; close it if not."""
