@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeAlias, TypeVar, cast
 from urllib.parse import quote, unquote
 
 from yarl import URL
@@ -931,32 +931,32 @@ class MatchedSubAppResource(PrefixedSubAppResource):
 # --- views of the router ------------------------------------------------------------------
 
 
-class ResourcesView(Sized, Iterable[AbstractResource], Container[AbstractResource]):
-    def __init__(self, resources: list[AbstractResource]) -> None:
-        self._resources = resources
+_T = TypeVar("_T")
+
+
+class _ListView(Sized, Iterable[_T], Container[_T]):
+    """A read-only view of a list (the router's resources or routes)."""
+
+    def __init__(self, items: list[_T]) -> None:
+        self._items = items
 
     def __len__(self) -> int:
-        return len(self._resources)
+        return len(self._items)
 
-    def __iter__(self) -> Iterator[AbstractResource]:
-        yield from self._resources
+    def __iter__(self) -> Iterator[_T]:
+        yield from self._items
 
-    def __contains__(self, resource: object) -> bool:
-        return resource in self._resources
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
 
 
-class RoutesView(Sized, Iterable[AbstractRoute], Container[AbstractRoute]):
+class ResourcesView(_ListView[AbstractResource]):
+    pass
+
+
+class RoutesView(_ListView[AbstractRoute]):
     def __init__(self, resources: list[AbstractResource]) -> None:
-        self._routes = [route for resource in resources for route in resource]
-
-    def __len__(self) -> int:
-        return len(self._routes)
-
-    def __iter__(self) -> Iterator[AbstractRoute]:
-        yield from self._routes
-
-    def __contains__(self, route: object) -> bool:
-        return route in self._routes
+        super().__init__([route for resource in resources for route in resource])
 
 
 # --- the router ---------------------------------------------------------------------------
