@@ -94,16 +94,17 @@ def _resume(coro: Coroutine[Any, Any, None], yielded: Any) -> Generator[Any, Any
 class _Discard:
     """Takes the body a finished handler did not read, up to a bound."""
 
-    __slots__ = ("overflow", "size")
+    __slots__ = ("size",)
 
-    def __init__(self) -> None:
-        self.size = 0
-        self.overflow = False
+    def __init__(self, already: int = 0) -> None:
+        self.size = already  # bytes dropped from the body stream before this took over
+
+    @property
+    def overflow(self) -> bool:
+        return self.size > MAX_DISCARD_BYTES
 
     def feed_data(self, data: bytes) -> None:
         self.size += len(data)
-        if self.size > MAX_DISCARD_BYTES:
-            self.overflow = True
 
     def feed_eof(self) -> None:
         pass
@@ -606,10 +607,7 @@ class HttpProtocol(asyncio.Protocol):
             # The handler left body unread: drop what came, skip the rest up to a bound.
             if payload.needs_continue:
                 self._force_close = True  # the client waits for 100 and never sends the body
-            discard = _Discard()
-            discard.size = payload.discard()
-            discard.overflow = discard.size > MAX_DISCARD_BYTES
-            self._body = discard
+            self._body = _Discard(payload.discard())
         if not self.keep_alive:
             self._close()
             return False
