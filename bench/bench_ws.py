@@ -4,8 +4,10 @@ Each server runs the same echo app (``from forkloop import web`` or ``from aioht
 both on uvloop) in its own process pinned to one CPU; the load is a separate process pinned to
 another CPU: 16 connections, each sending 20,000 32-byte text messages and reading each echo
 before it sends the next (window 1), then again with 16 in flight per connection (window 16).
-Reported: messages/s (wall clock), server CPU microseconds per message (from /proc, robust on
-a busy machine), and the ratios. Servers alternate within each round; the best round counts.
+A third server, the "ceiling", is a bare uvloop protocol that answers each frame with a canned
+echo: the bound for any Python server on uvloop. Reported: messages/s (wall clock), server CPU
+microseconds per message (from /proc, robust on a busy machine), and the ratios. Servers
+alternate within each round; the best round counts.
 
     python bench/bench_ws.py                  # full run, prints a table and the ratio
     python bench/bench_ws.py --quick          # fewer messages
@@ -39,7 +41,7 @@ from common import (  # noqa: E402 - bench/ on sys.path first
 )
 
 PY = sys.executable
-SERVERS = ("forkloop", "aiohttp")
+SERVERS = ("forkloop", "aiohttp", "ceiling")
 CONNECTIONS = 16
 MESSAGES = 20_000
 SIZE = 32
@@ -50,9 +52,81 @@ CLIENT_CPU = 1
 # ------------------------------------------------------------------------------ server
 
 
+class _CeilingEcho(asyncio.Protocol):
+    """The ceiling: a uvloop protocol that answers every client frame with a canned echo.
+
+    No framework, no frame parsing beyond counting bytes (the load sends frames of one size):
+    what is left is the event loop and the two system calls per message, so no Python
+    WebSocket server on uvloop can beat it.
+    """
+
+    FRAME_IN = 2 + 4 + SIZE  # header, mask, payload
+    FRAME_OUT = bytes((0x81, SIZE)) + b"x" * SIZE
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.head = b""
+        self.upgraded = False
+        self.pending = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        if self.upgraded:
+            count, self.pending = divmod(self.pending + len(data), self.FRAME_IN)
+            if count:
+                self.transport.write(self.FRAME_OUT if count == 1 else self.FRAME_OUT * count)
+            return
+        self.head += data
+        if b"\r\n\r\n" not in self.head:
+            return
+        import hashlib
+
+        head, _, rest = self.head.partition(b"\r\n\r\n")
+        key = b""
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"sec-websocket-key":
+                key = value.strip()
+        if not key:  # the readiness probe's plain GET
+            self.transport.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            )
+            self.transport.close()
+            return
+        accept = base64.b64encode(
+            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+        )
+        self.transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        self.upgraded = True
+        self.head = b""
+        if rest:
+            self.data_received(rest)
+
+
+def serve_ceiling(port: int) -> None:
+    import uvloop
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_CeilingEcho, HOST, port)
+        async with server:
+            await server.serve_forever()
+
+    uvloop.run(main())
+
+
 def serve(framework: str, port: int) -> None:
     """Run the echo app until SIGTERM."""
     import uvloop
+
+    if framework == "ceiling":
+        serve_ceiling(port)
+        return
 
     if framework == "aiohttp":
         from aiohttp import web
@@ -264,19 +338,22 @@ def measure(
             }
     rows = []
     for label, scenario in results.items():
+        base = scenario.get("aiohttp")
         for name in SERVERS:
             r = scenario.get(name)
             if r is None:
                 continue
-            ratio = scenario.get("ratio", {}) if name == "forkloop" else {}
+            vs = name != "aiohttp" and base is not None
             rows.append(
                 {
                     "in flight": label,
                     "server": name,
                     "messages/s": r["messages_per_s"],
                     "server CPU us/msg": r["server_cpu_us_per_msg"],
-                    "x aiohttp msg/s": ratio.get("messages_per_s", ""),
-                    "x less CPU/msg": ratio.get("cpu_per_msg", ""),
+                    "x aiohttp msg/s": r["messages_per_s"] / base["messages_per_s"] if vs else "",
+                    "x less CPU/msg": (
+                        base["server_cpu_us_per_msg"] / r["server_cpu_us_per_msg"] if vs else ""
+                    ),
                 }
             )
     return {
@@ -305,6 +382,13 @@ def _print(result: dict[str, Any]) -> None:
                     f"{label:<10} {name:<10} {r['messages_per_s']:>12,.0f} "
                     f"{r['server_cpu_us_per_msg']:>18.2f}"
                 )
+        base = scenario.get("aiohttp")
+        ceiling = scenario.get("ceiling")
+        if base is not None and ceiling is not None:
+            print(
+                f"{label:<10} ceiling/aiohttp: "
+                f"{ceiling['messages_per_s'] / base['messages_per_s']:.2f}x messages/s"
+            )
         ratio = scenario.get("ratio")
         if ratio is not None:
             print(
