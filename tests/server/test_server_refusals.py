@@ -346,3 +346,30 @@ async def test_request_in_flight_completes_when_bad_bytes_follow(serve: Any) -> 
     assert first.text() == "slow done"
     await client.read_until_closed()
     assert calls == ["/slow"]
+
+
+async def test_body_broken_mid_read_raises_request_payload_error(serve: Any) -> None:
+    # The head is fine, so the handler runs; the chunked body then breaks. aiohttp's name for
+    # that is web.RequestPayloadError; escaping the handler, it answers 400 and closes.
+    from forkloop import web
+
+    seen: list[BaseException] = []
+    started = asyncio.Event()
+
+    async def handler(request: Any) -> Response:
+        started.set()
+        try:
+            await request.read()
+        except web.RequestPayloadError as exc:
+            seen.append(exc)
+            raise
+        return Response(text="unreachable")
+
+    served = await serve(handler)
+    client = await served.client()
+    await client.send(CHUNKED_HEAD + b"5\r\nhello\r\n")
+    await asyncio.wait_for(started.wait(), 5)
+    await client.send(b"zz\r\n" + NEXT)
+    _check_error_reply(await client.read_until_closed(), 400)
+    assert len(seen) == 1
+    assert "malformed request body" in str(seen[0])

@@ -14,6 +14,7 @@ __all__ = [
     "HttpError",
     "PayloadTooLarge",
     "RequestLineTooLong",
+    "RequestPayloadError",
     "RequestTimeout",
     "VersionNotSupported",
 ]
@@ -33,6 +34,14 @@ class HttpError(Exception):
 class BadRequest(HttpError):
     status = 400
     reason = "Bad Request"
+
+
+class RequestPayloadError(BadRequest):
+    """The request body turned out malformed while the handler was reading it.
+
+    aiohttp's name (``web.RequestPayloadError``); raised by the body's read methods. Being a
+    ``BadRequest``, a handler that lets it escape answers 400.
+    """
 
 
 class RequestLineTooLong(HttpError):

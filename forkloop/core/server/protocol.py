@@ -28,7 +28,7 @@ import types
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Final, Protocol, cast
 
-from ..http.errors import BadRequest, HttpError
+from ..http.errors import HttpError, RequestPayloadError
 from ..http.limits import Limits
 from ..http.parser import END, Event, RequestHead, RequestParser, Upgrade
 from ..http.serialize import error_response
@@ -625,7 +625,7 @@ class HttpProtocol(asyncio.Protocol):
         self._cancel_timer()
         body, self._body = self._body, None
         if body is not None:
-            body.set_exception(BadRequest(f"malformed request body: {error.message}"))
+            body.set_exception(RequestPayloadError(f"malformed request body: {error.message}"))
             if body is self._cycle_payload:
                 # The handler reading this body answers (its read raises); then we close.
                 self._force_close = True

@@ -31,7 +31,7 @@ from .writer import PayloadWriter
 if TYPE_CHECKING:
     from .request import BaseRequest
 
-__all__ = ["ContentCoding", "Response", "StreamResponse", "json_response"]
+__all__ = ["ContentCoding", "Response", "StreamResponse", "json_bytes_response", "json_response"]
 
 CONTENT_TYPE: Final = istr("Content-Type")
 CONTENT_LENGTH: Final = istr("Content-Length")
@@ -799,4 +799,24 @@ def json_response(
         reason=reason,
         headers=headers,
         content_type=content_type,
+    )
+
+
+def json_bytes_response(
+    data: Any = _SENTINEL,
+    *,
+    dumps: Callable[[Any], bytes],
+    body: bytes | None = None,
+    status: int = 200,
+    reason: str | None = None,
+    headers: LooseHeaders = None,
+    content_type: str = "application/json",
+) -> Response:
+    """``json_response`` for serializers that return bytes (orjson's ``dumps``, say)."""
+    if data is not _SENTINEL:
+        if body:
+            raise ValueError("only one of data or body should be specified")
+        body = dumps(data)
+    return Response(
+        body=body, status=status, reason=reason, headers=headers, content_type=content_type
     )

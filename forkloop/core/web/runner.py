@@ -26,6 +26,7 @@ __all__ = [
     "BaseRunner",
     "BaseSite",
     "GracefulExit",
+    "NamedPipeSite",
     "ServerRunner",
     "SockSite",
     "TCPSite",
@@ -192,6 +193,20 @@ class SockSite(BaseSite):
         self._server = await loop.create_server(
             server, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog
         )
+
+
+class NamedPipeSite(BaseSite):
+    """aiohttp's Windows named-pipe site; forkloop serves POSIX systems only."""
+
+    def __init__(self, runner: BaseRunner, path: str, *, shutdown_timeout: float = 60.0) -> None:
+        raise RuntimeError("Named Pipes only available in proactor loop under windows")
+
+    @property
+    def name(self) -> str:  # pragma: no cover - never constructed
+        raise NotImplementedError
+
+    async def start(self) -> None:  # pragma: no cover - never constructed
+        raise NotImplementedError
 
 
 class BaseRunner(ABC):
