@@ -1,8 +1,10 @@
 """The observer protocol: how metrics and worker heartbeats watch the server without wrapping it.
 
 Owns the names and signatures of the events the web core reports, and the cheap dispatch table
-built once per server. Observers are plain objects; each implements any subset of the methods
-of :class:`Observer`. The core never imports an observer's module (prometheus_client stays out).
+built once per server (for the per-request events also one callable that reaches every observer,
+or None, so a request pays no loop when one observer listens and nothing when none does).
+Observers are plain objects; each implements any subset of the methods of :class:`Observer`.
+The core never imports an observer's module (prometheus_client stays out).
 Imports nothing of ours.
 """
 
@@ -51,10 +53,28 @@ class Observer(Protocol):
         """``direction`` is ``"received"`` or ``"sent"``."""
 
 
-class Observers:
-    """Per event, the tuple of observer methods to call (empty when nobody listens)."""
+def _fan_out(methods: tuple[Callable[..., None], ...]) -> Callable[..., None] | None:
+    """One callable for ``methods``: None for none, the method itself for one."""
+    if not methods:
+        return None
+    if len(methods) == 1:
+        return methods[0]
 
-    __slots__ = ("active", *EVENTS)
+    def call_all(*args: Any) -> None:
+        for method in methods:
+            method(*args)
+
+    return call_all
+
+
+class Observers:
+    """Per event, the tuple of observer methods to call (empty when nobody listens).
+
+    ``started`` and ``finished`` call every ``request_started`` and ``request_finished``
+    method; they are None when there are none.
+    """
+
+    __slots__ = ("active", "finished", "started", *EVENTS)
 
     connection_made: tuple[Callable[[], None], ...]
     connection_lost: tuple[Callable[[], None], ...]
@@ -64,6 +84,8 @@ class Observers:
     ws_opened: tuple[Callable[[Any], None], ...]
     ws_closed: tuple[Callable[[Any], None], ...]
     ws_message: tuple[Callable[[Any, str], None], ...]
+    started: Callable[[Any], None] | None
+    finished: Callable[[Any, Any, float, BaseException | None], None] | None
 
     def __init__(self, observers: Iterable[object] = ()) -> None:
         listed = list(observers)
@@ -73,3 +95,5 @@ class Observers:
             )
             setattr(self, event, methods)
         self.active = bool(listed)
+        self.started = _fan_out(self.request_started)
+        self.finished = _fan_out(self.request_finished)

@@ -2,18 +2,21 @@
 
 Owns the mapping from a request to its label values: the method (unknown ones are
 ``_OTHER``), the route *template* (``/users/{id}``; unmatched requests share one fixed value,
-never the raw path), the status, scheme and protocol version. Per request it builds one key of
-raw values and does one dictionary lookup; label strings are made once per new series. Active
-requests are not counted per request: :meth:`HttpObserver.sample_active` counts the requests in
-progress on the server's connections when metrics are sent or scraped.
+never the raw path), the status, scheme and protocol version. Per request it does one dictionary
+lookup by route (the series of that route's latest request, confirmed by identity of the raw
+status, method, version and scheme; label strings are made once per new series) and leaves the
+values pending in the series, folded in bulk on reads and every ``FOLD_INTERVAL_S`` (series.py).
+Active requests are not counted per request: :meth:`HttpObserver.sample_active` counts the
+requests in progress on the server's connections when metrics are sent or scraped.
 Imports ``forkloop.metrics.series`` only (requests and servers are duck-typed).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from .series import HTTP_METHODS, UNMATCHED_ROUTE, Store
+from .series import FIRST_DURATION, FOLD_INTERVAL_S, HTTP_METHODS, UNMATCHED_ROUTE, Store
 
 __all__ = ["HttpObserver"]
 
@@ -42,15 +45,30 @@ def _labels(key: Any) -> tuple[str, str, str, str, str]:
 class HttpObserver:
     """Implements ``forkloop.core.hooks.Observer`` for the metrics store."""
 
-    __slots__ = ("_by_route", "servers", "store")
+    __slots__ = ("_by_route", "_fold_timer", "servers", "store")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.servers: list[Any] = []
-        self._by_route: dict[Any, dict[int, Any]] = {}
+        self._by_route: dict[Any, Any] = {}  # route -> the series of its latest request
+        self._fold_timer: asyncio.TimerHandle | None = None
 
     def attach(self, server: Any) -> None:
         self.servers.append(server)
+
+    def connection_made(self) -> None:
+        # Requests leave their values pending in the store (see series.py): fold them every
+        # FOLD_INTERVAL_S while there are connections, so pending lists stay short.
+        if self._fold_timer is None:
+            loop = asyncio.get_running_loop()
+            self._fold_timer = loop.call_later(FOLD_INTERVAL_S, self._fold_tick, loop)
+
+    def _fold_tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.store.fold()
+        if any(len(server.connections) for server in self.servers):
+            self._fold_timer = loop.call_later(FOLD_INTERVAL_S, self._fold_tick, loop)
+        else:
+            self._fold_timer = None  # the next connection starts it again
 
     def sample_active(self) -> None:
         """Count the requests in progress, by method and scheme, into the store's gauge."""
@@ -69,34 +87,43 @@ class HttpObserver:
         if response is None:
             return  # the client left before any response: no status to count it under
         match_info = request._match_info
+        head = request._head
+        try:
+            series = self._by_route[match_info._route if match_info is not None else None]
+        except KeyError:
+            series = self._slow(request, response)
+        else:
+            if (
+                series.status != response._status
+                or series.method is not head.method
+                or series.versions is not head.version
+                or series.scheme is not request._protocol.scheme
+            ):
+                series = self._slow(request, response)
+        # _RequestSeries.observe, inlined: this runs once per request.
+        series.dsum += duration_s
+        if duration_s > FIRST_DURATION:
+            series.dslow.append(duration_s)
+        size = request._payload.total_bytes
+        if size:
+            series.qpending.append(size)
+        series.spending.append(response._body_length)
+
+    def _slow(self, request: Any, response: Any) -> Any:
+        """Find or create the series; remember it as the latest of a long-lived route."""
+        match_info = request._match_info
         route = match_info._route if match_info is not None else None
+        if route is not None and getattr(route, "resource", None) is None:
+            # The router's 404/405 route is made per request (so the lookup above misses with
+            # a KeyError each time): cache it under None, which has the same label.
+            route = None
         head = request._head
         status = response._status
         scheme = request._protocol.scheme
-        by_status = self._by_route.get(route)
-        series = by_status.get(status) if by_status is not None else None
-        if (
-            series is None
-            or series.method is not head.method
-            or series.versions is not head.version
-            or series.scheme is not scheme
-        ):
-            series = self._slow(route, head, status, scheme)
-        series.observe(duration_s, request._payload.total_bytes, response._body_length)
-
-    def _slow(self, route: Any, head: Any, status: int, scheme: str) -> Any:
-        """Find or create the series; remember it under a long-lived route object."""
         key = (head.method, route, status, head.version, scheme)
-        raw = (head.method, head.version, scheme)
-        if getattr(route, "resource", None) is None:  # a 404/405 of its own: not long-lived
-            return self.store.series_for(key, _labels, raw, cache=False)
-        series = self.store.series_for(key, _labels, raw)
-        by_status = self._by_route.get(route)
-        if by_status is None:
-            if len(self._by_route) >= 10_000:
-                return series
-            by_status = self._by_route[route] = {}
-        by_status[status] = series  # the latest method/version/scheme seen for this pair
+        series = self.store.series_for(key, _labels, (head.method, head.version, scheme, status))
+        if route in self._by_route or len(self._by_route) < 10_000:
+            self._by_route[route] = series  # the latest method/version/scheme/status seen
         return series
 
     def parse_error(self, status: int) -> None:

@@ -12,7 +12,7 @@ message only delays an update, and a resend never counts twice.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -32,7 +32,12 @@ DURATION_BUCKETS: Final = (
 )  # fmt: skip
 # Body sizes (bytes): decades from 100 B to 100 MB.
 SIZE_BUCKETS: Final = (100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8)
-_FIRST_SIZE: Final = SIZE_BUCKETS[0]
+FIRST_DURATION: Final = DURATION_BUCKETS[0]
+# The same bounds as ints, compared with int body sizes (int comparisons are the fast ones).
+_SIZE_BOUNDS: Final = tuple(int(bound) for bound in SIZE_BUCKETS)
+_FIRST_SIZE: Final = _SIZE_BOUNDS[0]
+# How often (seconds) an observer folds its store's pending observations (series.py's fold).
+FOLD_INTERVAL_S: Final = 0.5
 # Event-loop lag (seconds) reported by worker heartbeats.
 LAG_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # http.request.method values kept as they are; anything else is "_OTHER" (OTel semconv).
@@ -91,67 +96,134 @@ class Histogram:
         return cls(bounds, [int(v) for v in data[:-1]], float(data[-1]))
 
 
-class _RequestSeries:
-    """The three histograms of one request label set, stored flat for the per-request path.
+def _fold_sizes(sizes: list[int], counts: list[int]) -> None:
+    """Add the ``sizes`` above the first bound to ``counts`` (per bucket; index 0 is left out).
 
-    ``method``, ``version`` and ``scheme`` keep the raw values the series was created for, so
-    the observer can confirm a cached series by identity instead of hashing a key.
+    A sort (in C, near linear for sizes that repeat) and one bisection per bound: no Python
+    work per value.
+    """
+    sizes.sort()
+    below = bisect_right(sizes, _FIRST_SIZE)
+    if below == len(sizes):
+        return
+    for index in range(1, len(_SIZE_BOUNDS)):
+        upto = bisect_right(sizes, _SIZE_BOUNDS[index], below)
+        counts[index] += upto - below
+        below = upto
+    counts[-1] += len(sizes) - below
+
+
+class _RequestSeries:
+    """The three histograms of one request label set, built for the per-request path.
+
+    Per request (:meth:`observe`, which the observer inlines): the duration is added to the
+    sum, and kept aside only if it is beyond the first bucket; the body sizes are appended to
+    pending lists (a zero request body is not). :meth:`fold` turns the pending values into the
+    count, the size sums and the bucket counts in bulk (C-level ``sum`` and ``sort``, then a
+    bisection per bound). Whatever reads the values folds first (:meth:`wire`, the properties,
+    :meth:`Store.changed`), and the observers fold their store every ``FOLD_INTERVAL_S``,
+    which bounds the pending lists. Bucket counts are per bucket, and the first buckets (fast
+    requests, small bodies: most of them) are derived as the count less the others. The count
+    is also the series' version: it changes with every observation.
+
+    ``method``, ``versions``, ``scheme`` and ``status`` keep the raw values the series was
+    created for, so the observer can confirm a cached series by identity instead of hashing
+    a key.
     """
 
     __slots__ = (
+        "count",
         "dcounts",
+        "dslow",
         "dsum",
         "labels",
         "method",
         "qcounts",
+        "qpending",
         "qsum",
         "scheme",
         "scounts",
+        "spending",
         "ssum",
-        "version",
+        "status",
         "versions",
     )
 
     def __init__(
-        self, labels: tuple[str, str, str, str, str], raw: tuple[Any, Any, Any] = (None, None, None)
+        self,
+        labels: tuple[str, str, str, str, str],
+        raw: tuple[Any, Any, Any, Any] = (None, None, None, None),
     ) -> None:
         self.labels = labels
-        self.method, self.versions, self.scheme = raw
+        self.method, self.versions, self.scheme, self.status = raw
+        self.count = 0
         self.dcounts = [0] * (len(DURATION_BUCKETS) + 1)
         self.qcounts = [0] * (len(SIZE_BUCKETS) + 1)
         self.scounts = [0] * (len(SIZE_BUCKETS) + 1)
         self.dsum = 0.0
-        self.qsum = 0.0
-        self.ssum = 0.0
-        self.version = 0  # bumped on every change; compared with what was last sent
+        self.qsum = 0
+        self.ssum = 0
+        self.dslow: list[float] = []  # pending durations beyond the first bucket
+        self.qpending: list[int] = []  # pending request body sizes, zeros left out
+        self.spending: list[int] = []  # pending response body sizes: one per request
 
     def observe(self, duration_s: float, request_bytes: int, response_bytes: int) -> None:
-        self.dcounts[bisect_left(DURATION_BUCKETS, duration_s)] += 1
+        """One request (``HttpObserver.request_finished`` does the same inline)."""
         self.dsum += duration_s
-        # Most bodies are small: the first bucket without a bisect.
-        if request_bytes <= _FIRST_SIZE:
-            self.qcounts[0] += 1
-        else:
-            self.qcounts[bisect_left(SIZE_BUCKETS, request_bytes)] += 1
-        self.qsum += request_bytes
-        if response_bytes <= _FIRST_SIZE:
-            self.scounts[0] += 1
-        else:
-            self.scounts[bisect_left(SIZE_BUCKETS, response_bytes)] += 1
-        self.ssum += response_bytes
-        self.version += 1
+        if duration_s > FIRST_DURATION:
+            self.dslow.append(duration_s)
+        if request_bytes:
+            self.qpending.append(request_bytes)
+        self.spending.append(response_bytes)
+
+    def fold(self) -> None:
+        """Move the pending observations into the count, sums and buckets."""
+        sizes = self.spending
+        if sizes:
+            self.count += len(sizes)
+            self.ssum += sum(sizes)
+            _fold_sizes(sizes, self.scounts)
+            self.spending = []
+        sizes = self.qpending
+        if sizes:
+            self.qsum += sum(sizes)
+            _fold_sizes(sizes, self.qcounts)
+            self.qpending = []
+        if self.dslow:
+            counts = self.dcounts
+            for duration in self.dslow:
+                counts[bisect_left(DURATION_BUCKETS, duration)] += 1
+            self.dslow = []
+
+    def _counts(self, counts: list[int]) -> list[int]:
+        """Per-bucket counts with the first bucket filled in (call after :meth:`fold`)."""
+        out = list(counts)
+        out[0] = self.count - sum(counts)
+        return out
+
+    def wire(self) -> list[Any]:
+        """The three histograms in their wire form (see :meth:`Histogram.wire`)."""
+        self.fold()
+        return [
+            [*self._counts(self.dcounts), round(self.dsum, 9)],
+            [*self._counts(self.qcounts), self.qsum],
+            [*self._counts(self.scounts), self.ssum],
+        ]
 
     @property
     def duration(self) -> Histogram:
-        return Histogram(DURATION_BUCKETS, list(self.dcounts), self.dsum)
+        self.fold()
+        return Histogram(DURATION_BUCKETS, self._counts(self.dcounts), self.dsum)
 
     @property
     def request_size(self) -> Histogram:
-        return Histogram(SIZE_BUCKETS, list(self.qcounts), self.qsum)
+        self.fold()
+        return Histogram(SIZE_BUCKETS, self._counts(self.qcounts), float(self.qsum))
 
     @property
     def response_size(self) -> Histogram:
-        return Histogram(SIZE_BUCKETS, list(self.scounts), self.ssum)
+        self.fold()
+        return Histogram(SIZE_BUCKETS, self._counts(self.scounts), float(self.ssum))
 
 
 class Store:
@@ -188,7 +260,7 @@ class Store:
         self,
         key: object,
         labels: Callable[[Any], tuple[str, str, str, str, str]],
-        raw: tuple[Any, Any, Any] = (None, None, None),
+        raw: tuple[Any, Any, Any, Any] = (None, None, None, None),
         *,
         cache: bool = True,
     ) -> _RequestSeries:
@@ -203,6 +275,11 @@ class Store:
             if cache and len(self.requests) < 100_000:
                 self.requests[key] = series
         return series
+
+    def fold(self) -> None:
+        """Fold every series' pending observations (see ``_RequestSeries``)."""
+        for series in self._by_labels.values():
+            series.fold()
 
     def set_active(self, active: dict[tuple[str, str], int]) -> None:
         if active != self.active:
@@ -226,14 +303,9 @@ class Store:
         """
         sent = self._sent
         for labels, series in self._by_labels.items():
-            if sent.get(labels) != series.version:
-                yield [
-                    "r",
-                    *labels,
-                    [*series.dcounts, round(series.dsum, 9)],
-                    [*series.qcounts, round(series.qsum, 9)],
-                    [*series.scounts, round(series.ssum, 9)],
-                ]
+            series.fold()
+            if sent.get(labels) != series.count:
+                yield ["r", *labels, *series.wire()]
         if sent.get("s") != self.version:
             yield [
                 "s",
@@ -251,7 +323,7 @@ class Store:
                 labels = tuple(record[1:6])
                 series = self._by_labels.get(labels)
                 if series is not None:
-                    self._sent[labels] = series.version
+                    self._sent[labels] = series.count
             else:
                 self._sent["s"] = self.version
 

@@ -90,6 +90,7 @@ class WorkerMetricsObserver(HttpObserver):
         self._started = False
 
     def connection_made(self) -> None:
+        # Instead of HttpObserver's fold timer: each send folds the store (Store.changed).
         if not self._started:
             self._started = True
             self.sender.start(asyncio.get_running_loop())

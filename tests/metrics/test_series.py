@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from forkloop.metrics.aggregate import Aggregator
 from forkloop.metrics.listenq import listen_queues, parse_proc_net_tcp
-from forkloop.metrics.series import DURATION_BUCKETS, Histogram, Store, WorkerValues
+from forkloop.metrics.series import (
+    DURATION_BUCKETS,
+    SIZE_BUCKETS,
+    Histogram,
+    Store,
+    WorkerValues,
+)
 
 KEY = ("GET", "/users/{id}", "200", "http", "1.1")
 ACTIVE = ("GET", "http")
@@ -33,6 +39,70 @@ def test_histogram_buckets_by_upper_bound() -> None:
     assert histogram.counts[-1] == 1
     assert histogram.count == 5
     assert histogram.total == pytest.approx(21.0111)
+
+
+_DURATIONS = st.one_of(
+    st.floats(0, 20, allow_nan=False), st.sampled_from(DURATION_BUCKETS), st.just(0.0)
+)
+_SIZES = st.one_of(
+    st.integers(0, 2 * 10**8),
+    st.sampled_from([0, 1, 100, 101, 1000, 1001, 10**7, 10**8, 10**8 + 1]),
+)
+
+
+@given(st.lists(st.one_of(st.tuples(_DURATIONS, _SIZES, _SIZES), st.none()), max_size=80))
+def test_pending_values_fold_into_exact_histograms(
+    steps: list[tuple[float, int, int] | None],
+) -> None:
+    # Requests leave values pending; any read (None: a scrape or a send) folds them. At every
+    # read the three histograms equal ones that bucketed each value as it came.
+    store = Store()
+    expected = (Histogram(DURATION_BUCKETS), Histogram(SIZE_BUCKETS), Histogram(SIZE_BUCKETS))
+
+    def check() -> None:
+        got = store.snapshot().requests.get(KEY)
+        if got is None:
+            assert expected[0].count == 0
+            return
+        for histogram, reference in zip(got, expected, strict=True):
+            assert histogram.counts == reference.counts
+            assert histogram.total == pytest.approx(reference.total, rel=1e-9, abs=1e-9)
+
+    for step in steps:
+        if step is None:
+            check()
+        else:
+            duration, request_bytes, response_bytes = step
+            _finish_with(store, duration, request_bytes, response_bytes)
+            for histogram, value in zip(expected, step, strict=True):
+                histogram.observe(value)
+    check()
+
+
+def _finish_with(store: Store, duration: float, request_bytes: int, response_bytes: int) -> None:
+    store.record(KEY, lambda k: k, duration, request_bytes, response_bytes)
+
+
+def test_a_read_in_between_sees_every_request() -> None:
+    store = Store()
+    for _ in range(3):
+        _finish_with(store, 0.001, 0, 13)
+    (series,) = store.series().values()
+    assert series.duration.count == 3  # folded by the read
+    _finish_with(store, 0.2, 5000, 13)
+    records = list(store.changed())
+    values = WorkerValues()
+    for record in records:
+        values.apply(record)
+    duration, request_size, response_size = values.requests[KEY]
+    assert duration.count == 4
+    assert duration.counts[0] == 3
+    assert duration.counts[DURATION_BUCKETS.index(0.25)] == 1
+    assert request_size.counts[0] == 3
+    assert request_size.counts[SIZE_BUCKETS.index(1e4)] == 1
+    assert request_size.total == 5000
+    assert response_size.counts[0] == 4
+    assert response_size.total == 52
 
 
 def test_changed_sends_each_series_once_until_it_changes() -> None:

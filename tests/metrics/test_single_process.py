@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
+import pytest
 
 import forkloop.metrics
+import forkloop.metrics.observer as observer_module
 from forkloop import web
 
 
@@ -67,3 +71,104 @@ async def test_setup_without_mounting() -> None:
         await runner.cleanup()
     counts = {labels[1]: series.duration.count for labels, series in store.series().items()}
     assert counts == {"_unmatched": 1, "/": 1}
+
+
+async def _raw(port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        return await asyncio.wait_for(reader.read(), 10)  # HTTP/1.0: the server closes
+    finally:
+        writer.close()
+
+
+async def test_every_label_set_counted_exactly_on_shared_routes() -> None:
+    # Requests alternate on one route between statuses, methods and protocol versions, so the
+    # observer's per-route cache keeps being confirmed and replaced: every count must still be
+    # exact, and the body sizes land in their buckets.
+    async def user(request: web.Request) -> web.Response:
+        if request.match_info["id"] == "missing":
+            raise web.HTTPNotFound(text="no such user")
+        return web.Response(text="u")
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(body=await request.read())
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"a" * 50)
+        await asyncio.sleep(0.03)
+        await response.write(b"b" * 100)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/users/{id}", user)
+    app.router.add_post("/echo", echo)
+    app.router.add_get("/stream", stream)
+    store = forkloop.metrics.setup(app, path=None)
+    runner, port = await _serve(app)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(3):
+                for path in ("/users/1", "/users/missing", "/nowhere", "/users/2"):
+                    async with session.get(base + path) as r:
+                        await r.read()
+                reply = await _raw(port, b"GET /users/3 HTTP/1.0\r\nHost: x\r\n\r\n")
+                assert reply.startswith(b"HTTP/1.0 200 ")
+                async with session.head(base + "/users/2") as r:
+                    assert r.status == 200
+            async with session.post(base + "/echo", data=b"x" * 150) as r:
+                assert await r.read() == b"x" * 150
+            async with session.get(base + "/stream") as r:
+                assert len(await r.read()) == 150
+    finally:
+        await runner.cleanup()
+    series = {labels: s for labels, s in store.series().items()}
+    counts = {labels: s.duration.count for labels, s in series.items()}
+    assert counts == {
+        ("GET", "/users/{id}", "200", "http", "1.1"): 6,
+        ("GET", "/users/{id}", "404", "http", "1.1"): 3,
+        ("GET", "_unmatched", "404", "http", "1.1"): 3,
+        ("HEAD", "/users/{id}", "200", "http", "1.1"): 3,
+        ("POST", "/echo", "200", "http", "1.1"): 1,
+        ("GET", "/stream", "200", "http", "1.1"): 1,
+        ("GET", "/users/{id}", "200", "http", "1.0"): 3,
+    }
+    echo_series = series[("POST", "/echo", "200", "http", "1.1")]
+    assert echo_series.request_size.counts[1] == 1
+    assert echo_series.request_size.total == 150
+    assert echo_series.response_size.counts[1] == 1
+    streamed = series[("GET", "/stream", "200", "http", "1.1")]
+    assert streamed.response_size.total == 150
+    # Timed to the last byte, not to the head: the body waited 30 ms.
+    assert streamed.duration.total >= 0.03
+    assert streamed.duration.counts[0] == 0
+
+
+async def test_pending_values_are_folded_while_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing scrapes here: the observer's own timer folds what requests left pending.
+    monkeypatch.setattr(observer_module, "FOLD_INTERVAL_S", 0.02)
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hi")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    store = forkloop.metrics.setup(app, path=None)
+    runner, port = await _serve(app)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(5):
+                async with session.get(f"http://127.0.0.1:{port}/") as r:
+                    await r.read()
+            (series,) = store.series().values()
+            for _ in range(100):
+                if series.count == 5:
+                    break
+                await asyncio.sleep(0.02)
+            assert series.count == 5  # folded with no read
+            assert series.spending == []
+    finally:
+        await runner.cleanup()

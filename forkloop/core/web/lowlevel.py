@@ -4,8 +4,9 @@ Owns what happens to a parsed request: building the ``Request``, the optional in
 supervisor's probes), calling the handler, turning what it raised into a response (an
 ``HTTPException`` is one; ``TimeoutError`` is 504; a protocol error reading the body is its own
 status; anything else is 500, with the traceback in the body only in debug mode), writing the
-response, access logging, observers, and the connection registry of the server. Is the protocol
-factory: ``server()`` returns a connection. Imports ``core.http``, ``core.server``, ``core.hooks``
+response, access logging, observers, request timing and the ``Date`` clock (one clock reading
+serves both), and the connection registry of the server. Is the protocol factory: ``server()``
+returns a connection. Imports ``core.http``, ``core.server``, ``core.hooks``
 and ``core.web``.
 """
 
@@ -18,6 +19,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from html import escape
+from time import perf_counter
 from typing import Any, Final
 
 from ...core.hooks import Observers
@@ -112,6 +114,10 @@ class Server:
         self._intercept = intercept
         self._debug = debug
         self._dates = DateCache()
+        self._date = ""
+        self._tail = b""
+        self._date_until = -1.0  # perf_counter() reading at which _date and _tail expire
+        self._sent_at = 0.0  # perf_counter() reading of the latest head_tail()
         self.connections = ConnectionRegistry()
         self.requests_count = 0
         for observer in observers:  # observers that sample the server (in-flight requests)
@@ -160,13 +166,29 @@ class Server:
         for callback in self._observers.parse_error:
             callback(error.status)
 
+    # The Date header and request timing share one clock: ``head_tail()`` reads perf_counter
+    # (a response head goes out), derives the Date from it while the wall-clock second lasts,
+    # and leaves the reading in ``_sent_at``, the end time of a response sent in one write.
+
     def date_value(self) -> str:
-        return self._dates.value(time.time())
+        if perf_counter() >= self._date_until:
+            self._next_second()
+        return self._date
 
     def head_tail(self) -> bytes:
-        return self._dates.tail(time.time())
+        now = self._sent_at = perf_counter()
+        if now >= self._date_until:
+            self._next_second()
+        return self._tail
 
-    async def handle(
+    def _next_second(self) -> None:
+        wall = time.time()
+        now = perf_counter()
+        self._date = self._dates.value(wall)
+        self._tail = self._dates.tail(wall)
+        self._date_until = now + 1.0 - wall % 1.0  # the clock reading when this second ends
+
+    async def handle(  # noqa: C901 - the request cycle, whole: a helper call is measurable
         self, protocol: HttpProtocol, head: RequestHead, payload: StreamReader
     ) -> None:
         """One request cycle; the protocol runs these one at a time, in order."""
@@ -175,32 +197,32 @@ class Server:
         protocol.request = request
         protocol.head_sent = False
         observers = self._observers
-        timed = observers.active or (
-            self._access_logger is not None and self._access_logger.enabled
-        )
-        started = self._loop.time() if timed else 0.0
-        for callback in observers.request_started:
-            callback(request)
+        finished = observers.finished
+        access = self._access_logger
+        timed = finished is not None or (access is not None and access.enabled)
+        started = perf_counter() if timed else 0.0
+        ended = 0.0  # set when the response goes out in one write
+        if observers.started is not None:
+            observers.started(request)
         response: StreamResponse | None = None
+        sent: StreamResponse | None = None  # the response, once it is (at least partly) out
         failure: BaseException | None = None
         try:
             intercept = self._intercept
-            if intercept is not None:
-                response = intercept(request)
-                if response is not None:
-                    # Probes and the like: answered before the app, not logged or counted.
-                    timed = False
-                    send_now = getattr(response, "_send_now", None)
-                    if send_now is None or not send_now(request):
-                        await response.prepare(request)
-                    await response.write_eof()
-                    return
+            if intercept is not None and (response := intercept(request)) is not None:
+                timed = False  # probes and the like: not logged or counted
+                await self._answer_early(request, response)
+                return
             response = await self._respond(request, head)
             if not response.prepared:
                 send_now = getattr(response, "_send_now", None)
-                if send_now is None or not send_now(request):
+                if send_now is not None and send_now(request):
+                    # Head and body went out in one write, timed by head_tail(): the end.
+                    ended = self._sent_at
+                else:
                     await response.prepare(request)
             await response.write_eof()
+            sent = response
         except (ConnectionError, asyncio.CancelledError) as exc:
             failure = exc  # the client left; nothing more can be sent
             if isinstance(exc, asyncio.CancelledError):
@@ -216,21 +238,20 @@ class Server:
             if request._cleanups is not None:
                 request._finish()
             if timed:
-                self._after(request, response, self._loop.time() - started, failure)
+                duration = (ended or perf_counter()) - started
+                if sent is None and response is not None and response.prepared:
+                    sent = response
+                if finished is not None:
+                    finished(request, sent, duration, failure)
+                if access is not None and sent is not None and access.enabled:
+                    access.log(request, sent, duration)
 
-    def _after(
-        self,
-        request: BaseRequest,
-        response: StreamResponse | None,
-        duration: float,
-        failure: BaseException | None,
-    ) -> None:
-        sent = response if response is not None and response.prepared else None
-        for callback in self._observers.request_finished:
-            callback(request, sent, duration, failure)
-        access = self._access_logger
-        if access is not None and sent is not None and access.enabled:
-            access.log(request, sent, duration)
+    async def _answer_early(self, request: BaseRequest, response: StreamResponse) -> None:
+        """Send what the intercept answered, before the app."""
+        send_now = getattr(response, "_send_now", None)
+        if send_now is None or not send_now(request):
+            await response.prepare(request)
+        await response.write_eof()
 
     async def _respond(self, request: BaseRequest, head: RequestHead) -> StreamResponse:
         if head.expect is not None and head.expect.lower() != "100-continue":
