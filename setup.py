@@ -57,7 +57,7 @@ class _OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any compiler trouble means: no extensions
+        except Exception as exc:  # any compiler trouble means: no extensions
             # All or nothing: a module's shim without the shared library would not import.
             for path in self.get_outputs():
                 if os.path.exists(path):
