@@ -4,12 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench clean compiled pure
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
+	# Pure Python for development: an in-place mypyc build would shadow edited .py files.
+	FORKLOOP_NO_EXTENSIONS=1 $(PY) -m pip install -q -e '.[test,bench]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -32,6 +33,13 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The hot path compiled by mypyc, in place (setup.py); `make pure` goes back to the .py files.
+compiled: $(STAMP)
+	$(PY) setup.py -q build_ext --inplace
+
+pure:
+	find forkloop -name '*.so' -delete
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import re
 import sys
 from pathlib import Path
+
+# Signatures and docstrings come from the .py sources, not mypyc's compiled modules (setup.py).
+os.environ.setdefault("FORKLOOP_NO_EXTENSIONS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "api.md"

@@ -12,6 +12,7 @@ __all__ = [
     "ExpectationFailed",
     "HeadersTooLarge",
     "HttpError",
+    "MethodNotImplemented",
     "PayloadTooLarge",
     "RequestLineTooLong",
     "RequestPayloadError",
@@ -72,3 +73,10 @@ class VersionNotSupported(HttpError):
 class RequestTimeout(HttpError):
     status = 408
     reason = "Request Timeout"
+
+
+class MethodNotImplemented(HttpError):
+    # Defined here, not in the parser that raises it: a subclass compiled by mypyc (setup.py)
+    # would not see its class-level status and reason.
+    status = 501
+    reason = "Not Implemented"

@@ -25,6 +25,7 @@ from .errors import (
     BadRequest,
     HeadersTooLarge,
     HttpError,
+    MethodNotImplemented,
     RequestLineTooLong,
     VersionNotSupported,
 )
@@ -52,11 +53,6 @@ class HttpVersion(NamedTuple):
 HTTP10: Final = HttpVersion(1, 0)
 HTTP11: Final = HttpVersion(1, 1)
 _VERSIONS: Final = {"1.1": HTTP11, "1.0": HTTP10}
-
-
-class MethodNotImplemented(HttpError):
-    status = 501
-    reason = "Not Implemented"
 
 
 class RequestHead:

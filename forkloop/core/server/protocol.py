@@ -511,19 +511,22 @@ class HttpProtocol(asyncio.Protocol):
             head, payload = item
             self._begin_cycle(payload)
             coro = self._owner.handle(self, head, payload)
+            go_on: bool | None = None  # set when the handler finished: whether to go on
             try:
                 yielded = self._context.run(coro.send, None)
             except StopIteration:
                 self._end_cycle()
-                if not self._after_cycle(payload):
-                    break
-                continue
+                go_on = self._after_cycle(payload)
             except BaseException:
                 self._end_cycle()
                 self._close()
-                break
+                go_on = False
             finally:
                 _leave_task(loop, task)  # type: ignore[misc]
+            if go_on is not None:  # no break/continue in try/finally: mypyc (setup.py)
+                if go_on:
+                    continue
+                break
             self._pending = (coro, yielded, payload)
             self._wake()
             return True

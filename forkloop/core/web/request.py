@@ -55,7 +55,9 @@ class BaseRequest(MutableMapping[str, Any]):
         self,
         head: RequestHead,
         payload: StreamReader,
-        protocol: HttpProtocol,
+        # "| Any": a test's stand-in (make_mocked_request(protocol=Mock())) passes mypyc's
+        # argument check when this module is compiled (setup.py); mypy still checks uses.
+        protocol: HttpProtocol | Any,
         task: asyncio.Task[None] | None = None,
         *,
         client_max_size: int = 1024**2,
@@ -145,13 +147,14 @@ class BaseRequest(MutableMapping[str, Any]):
 
     # -- storage --------------------------------------------------------------------------
 
-    def __getitem__(self, key: str) -> Any:
+    # Keys are "str | Any": RequestKey objects too, which a compiled module (setup.py) checks.
+    def __getitem__(self, key: str | Any) -> Any:
         return self._state[key]
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str | Any, value: Any) -> None:
         self._state[key] = value
 
-    def __delitem__(self, key: str) -> None:
+    def __delitem__(self, key: str | Any) -> None:
         del self._state[key]
 
     def __len__(self) -> int:
@@ -175,7 +178,7 @@ class BaseRequest(MutableMapping[str, Any]):
     # -- the connection -----------------------------------------------------------------
 
     @property
-    def protocol(self) -> HttpProtocol:
+    def protocol(self) -> HttpProtocol | Any:
         return self._protocol
 
     @property
