@@ -35,6 +35,10 @@ HOT_MODULES = [
     "forkloop/core/web/lowlevel.py",
     "forkloop/core/web/request.py",
     "forkloop/core/web/writer.py",
+    # The WebSocket codec: every message goes through the reader, the frame writer and masking.
+    "forkloop/core/websocket/masking.py",
+    "forkloop/core/websocket/reader.py",
+    "forkloop/core/websocket/writer.py",
 ]
 
 
