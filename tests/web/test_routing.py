@@ -470,3 +470,44 @@ async def test_expect_continue_default_and_custom_handler(aiohttp_client) -> Non
         "/guarded", data=b"payload", expect100=True, headers={"X-Allowed": "yes"}
     )
     assert await resp.read() == b"payload"
+
+
+async def test_repeated_resolution_of_a_frozen_router_gives_the_same_answers() -> None:
+    # A frozen router remembers plain-path answers; every answer must stay what a router that
+    # never froze (so never remembers) gives, per method, and each match info is fresh.
+    def build() -> web.UrlDispatcher:
+        router = web.UrlDispatcher()
+        router.add_get("/x", handler)
+        router.add_get("/y", handler)
+        router.add_post("/x", other)  # a second resource for /x
+        router.add_get("/{name}", other)
+        router.add_get("/about", handler)
+        router.add_get("/users/{id}", handler)
+        router.add_get("/users/me", other)
+        return router
+
+    frozen, reference = build(), build()
+    frozen.freeze()
+
+    def answer(router: web.UrlDispatcher, info: web.UrlMappingMatchInfo) -> object:
+        if isinstance(info, MatchInfoError):
+            exc = info.http_exception
+            return exc.status, sorted(getattr(exc, "allowed_methods", ()))
+        return list(router.routes()).index(info.route), dict(info)
+
+    requests = [
+        (m, p) for m in ("GET", "POST", "PUT") for p in ("/x", "/y", "/about", "/users/me", "/z")
+    ]
+    for _ in range(3):
+        for method, path in requests:
+            got = await resolve(frozen, method, path)
+            want = await resolve(reference, method, path)
+            assert answer(frozen, got) == answer(reference, want), (method, path)
+    first = await resolve(frozen, "GET", "/x")
+    again = await resolve(frozen, "GET", "/x")
+    assert again is not first  # a fresh match info per request
+    assert again.route is first.route
+    assert frozen._plain_hits  # the remembered answers were used above
+    for i in range(200):  # distinct paths that no plain route answers: nothing remembered
+        await resolve(frozen, "GET", f"/p{i}")
+    assert sum(len(by_method) for by_method in frozen._plain_hits.values()) <= 5

@@ -274,7 +274,9 @@ class Server:
                 raise  # part of a response is out: handle() logs it and closes the connection
             self._logger.exception("Error handling request")
             return self._internal_error(exc)
-        if not isinstance(response, StreamResponse):
+        # StreamResponse is a MutableMapping, so isinstance() takes the ABC's slow path: the
+        # exact type of nearly every response is tested first.
+        if type(response) is not Response and not isinstance(response, StreamResponse):
             self._logger.error(
                 "Missing return statement on request handler or wrong type: %r", response
             )

@@ -991,14 +991,33 @@ class UrlDispatcher(Mapping[str, AbstractResource]):
         self._index: dict[str, list[AbstractResource]] = {}
         self._domain_resources: list[MatchedSubAppResource] = []
         self._frozen = False
+        # path -> method -> route, for requests a PlainResource of this router answered: the
+        # frozen router gives the same answer again (see _resolve_sync). At most one entry per
+        # plain route, so clients cannot grow it.
+        self._plain_hits: dict[str, dict[str, AbstractRoute]] = {}
 
     # -- resolution
 
     def _resolve_sync(self, request: Request, method: str, path: str) -> UrlMappingMatchInfo | None:
         """Resolve without awaiting; ``None`` when a custom resource must be awaited."""
+        by_method = self._plain_hits.get(path)
+        if by_method is not None:
+            route = by_method.get(method)
+            if route is not None:
+                return _match_info({}, route)
         if self._domain_resources:
             return self._resolve_domains_sync(request, method, path)
-        return self._resolve_index_sync(request, method, path, None)
+        info = self._resolve_index_sync(request, method, path, None)
+        if (
+            self._frozen
+            and isinstance(info, _RoutedMatchInfo)
+            and info._apps is _NO_APPS  # not through a sub-application
+            and type(info._route._resource) is PlainResource  # matched by path equality
+        ):
+            # Resolution of a frozen router depends on the method and path only (domain
+            # resources, which look at the Host, never get here), so remember the answer.
+            self._plain_hits.setdefault(path, {})[method] = info._route
+        return info
 
     def _resolve_domains_sync(
         self, request: Request, method: str, path: str
