@@ -53,13 +53,19 @@ async def test_routes_statuses_and_unknown_methods() -> None:
     assert "http_server_active_requests{" in text
 
 
-async def test_setup_without_mounting() -> None:
+def _hello_app() -> tuple[web.Application, forkloop.metrics.Store]:
+    """``GET /`` answering ``hi``, with metrics recorded but not mounted."""
+
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text="hi")
 
     app = web.Application()
     app.router.add_get("/", hello)
-    store = forkloop.metrics.setup(app, path=None)
+    return app, forkloop.metrics.setup(app, path=None)
+
+
+async def test_setup_without_mounting() -> None:
+    app, store = _hello_app()
     runner, port = await _serve(app)
     try:
         async with aiohttp.ClientSession() as session:
@@ -151,12 +157,7 @@ async def test_pending_values_are_folded_while_serving(monkeypatch: pytest.Monke
     # Nothing scrapes here: the observer's own timer folds what requests left pending.
     monkeypatch.setattr(observer_module, "FOLD_INTERVAL_S", 0.02)
 
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="hi")
-
-    app = web.Application()
-    app.router.add_get("/", hello)
-    store = forkloop.metrics.setup(app, path=None)
+    app, store = _hello_app()
     runner, port = await _serve(app)
     try:
         async with aiohttp.ClientSession() as session:
