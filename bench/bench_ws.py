@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -82,8 +83,6 @@ class _CeilingEcho(asyncio.Protocol):
         self.head += data
         if b"\r\n\r\n" not in self.head:
             return
-        import hashlib
-
         head, _, rest = self.head.partition(b"\r\n\r\n")
         key = b""
         for line in head.split(b"\r\n")[1:]:

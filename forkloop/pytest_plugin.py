@@ -42,15 +42,15 @@ def aiohttp_unused_port() -> Callable[[], int]:
     return unused_port
 
 
-@_async_fixture
-async def aiohttp_server() -> AsyncIterator[AiohttpServer]:
-    """``server = await aiohttp_server(app, port=None, **runner_kwargs)``: a started server."""
-    from .test_utils import TestServer
+async def _started(
+    make: Callable[..., BaseTestServer],
+) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """A ``go(target, *, port=None, **kwargs)`` that starts ``make(target, port=port)`` servers,
+    all closed when the test ends."""
+    servers: list[BaseTestServer] = []
 
-    servers: list[TestServer] = []
-
-    async def go(app: Application, *, port: int | None = None, **kwargs: Any) -> TestServer:
-        server = TestServer(app, port=port)
+    async def go(target: Any, *, port: int | None = None, **kwargs: Any) -> Any:
+        server = make(target, port=port)
         await server.start_server(**kwargs)
         servers.append(server)
         return server
@@ -58,6 +58,15 @@ async def aiohttp_server() -> AsyncIterator[AiohttpServer]:
     yield go
     while servers:
         await servers.pop().close()
+
+
+@_async_fixture
+async def aiohttp_server() -> AsyncIterator[AiohttpServer]:
+    """``server = await aiohttp_server(app, port=None, **runner_kwargs)``: a started server."""
+    from .test_utils import TestServer
+
+    async for go in _started(TestServer):
+        yield go
 
 
 @_async_fixture
@@ -65,17 +74,8 @@ async def aiohttp_raw_server() -> AsyncIterator[AiohttpRawServer]:
     """``server = await aiohttp_raw_server(handler, port=None)``: a low-level handler served."""
     from .test_utils import RawTestServer
 
-    servers: list[RawTestServer] = []
-
-    async def go(handler: Any, *, port: int | None = None, **kwargs: Any) -> RawTestServer:
-        server = RawTestServer(handler, port=port)
-        await server.start_server(**kwargs)
-        servers.append(server)
-        return server
-
-    yield go
-    while servers:
-        await servers.pop().close()
+    async for go in _started(RawTestServer):
+        yield go
 
 
 @_async_fixture

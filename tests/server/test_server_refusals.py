@@ -285,6 +285,34 @@ async def test_parse_errors_reach_observers(serve: Any, recorder: Any) -> None:
     assert seen.statuses == [501]
 
 
+async def _behind_slow_request(
+    serve: Any, data: bytes, *, read_body: bool
+) -> tuple[Any, list[str]]:
+    """A client whose ``/slow`` request is in its handler when ``data`` arrives; the handler is
+    released 0.1 s later. Returns the client and the paths that reached the handler."""
+    calls: list[str] = []
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def handler(request: Any) -> Response:
+        calls.append(request.path)
+        if request.path == "/slow":
+            entered.set()
+            await release.wait()
+        if read_body:
+            await request.read()
+        return Response(text="slow done")
+
+    served = await serve(handler)
+    client = await served.client()
+    await client.send(request_bytes("/slow"))
+    await asyncio.wait_for(entered.wait(), 5)
+    await client.send(data)
+    await asyncio.sleep(0.1)
+    release.set()
+    return client, calls
+
+
 @pytest.mark.parametrize(
     ("data", "status", "in_head"),
     [p for p, i in zip(PARAMS, IDS, strict=True) if i in SAMPLE],
@@ -295,25 +323,7 @@ async def test_error_queued_behind_request_in_flight(
 ) -> None:
     # The bad bytes arrive while an earlier request is being handled: its response goes out
     # first and complete, then the error reply, then the close.
-    calls: list[str] = []
-    release = asyncio.Event()
-    entered = asyncio.Event()
-
-    async def handler(request: Any) -> Response:
-        calls.append(request.path)
-        if request.path == "/slow":
-            entered.set()
-            await release.wait()
-        await request.read()
-        return Response(text="slow done")
-
-    served = await serve(handler)
-    client = await served.client()
-    await client.send(request_bytes("/slow"))
-    await asyncio.wait_for(entered.wait(), 5)
-    await client.send(data + NEXT)
-    await asyncio.sleep(0.1)
-    release.set()
+    client, calls = await _behind_slow_request(serve, data + NEXT, read_body=True)
     first = await client.response()
     assert first.status == 200
     assert first.text() == "slow done"
@@ -323,24 +333,8 @@ async def test_error_queued_behind_request_in_flight(
 
 
 async def test_request_in_flight_completes_when_bad_bytes_follow(serve: Any) -> None:
-    calls: list[str] = []
-    release = asyncio.Event()
-    entered = asyncio.Event()
-
-    async def handler(request: Any) -> Response:
-        calls.append(request.path)
-        if request.path == "/slow":
-            entered.set()
-            await release.wait()
-        return Response(text="slow done")
-
-    served = await serve(handler)
-    client = await served.client()
-    await client.send(request_bytes("/slow"))
-    await asyncio.wait_for(entered.wait(), 5)
-    await client.send(b"GET /bad HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n" + NEXT)
-    await asyncio.sleep(0.1)
-    release.set()
+    bad = b"GET /bad HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+    client, calls = await _behind_slow_request(serve, bad + NEXT, read_body=False)
     first = await client.response()
     assert first.status == 200
     assert first.text() == "slow done"

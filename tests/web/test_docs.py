@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,26 +93,8 @@ async def test_snippet_answers_as_documented(snippet: Snippet) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("snippet", [s for s in SNIPPETS if s.kind == "pytest"], ids=lambda s: s.id)
-def test_pytest_snippet_passes(snippet: Snippet, tmp_path: Path) -> None:
+def test_pytest_snippet_passes(snippet: Snippet, tmp_path: Path, run_pytest: Any) -> None:
     (tmp_path / "test_snippet.py").write_text(snippet.source)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-o",
-            "asyncio_mode=auto",
-            "--rootdir",
-            str(tmp_path),
-            str(tmp_path),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout

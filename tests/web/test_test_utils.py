@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,7 +153,7 @@ class TestAioHTTPTestCase(AioHTTPTestCase):
 
 
 @pytest.mark.slow
-def test_an_aiohttp_style_test_module_runs_unchanged(tmp_path: Path) -> None:
+def test_an_aiohttp_style_test_module_runs_unchanged(tmp_path: Path, run_pytest: Any) -> None:
     """The aiohttp docs' testing example, with only the import changed, in its own pytest run:
     the fixtures come from the ``forkloop`` pytest11 entry point, no conftest."""
     test_file = tmp_path / "test_hello.py"
@@ -177,26 +176,7 @@ def test_an_aiohttp_style_test_module_runs_unchanged(tmp_path: Path) -> None:
             """
         )
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-o",
-            "asyncio_mode=auto",
-            "--rootdir",
-            str(tmp_path),
-            str(test_file),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
+    result = run_pytest(test_file, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert "1 passed" in result.stdout, result.stdout + result.stderr
 
 
