@@ -2,7 +2,8 @@
 
 Owns: :class:`WorkerContext` (everything a forked worker receives: its slot, generation,
 heartbeat pipe, the listeners, the config, the preloaded app), :func:`fork_worker` (fork, close
-the master's private descriptors in the child, reset signal handling, run the worker main and
+the master's private descriptors in the child, reset signal handling -- with no window in which
+a signal for the worker is lost -- run the worker main and
 ``os._exit`` with its status -- a worker never returns into the master's code), exit-status
 decoding and RSS reading.
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 from .config import Config
 from .scoreboard import Scoreboard
-from .signals import SignalQueue
+from .signals import HANDLED, SignalQueue
 from .sockets import Listener
 
 __all__ = ["WorkerContext", "WorkerMain", "describe_status", "fork_worker", "read_rss"]
@@ -47,6 +48,14 @@ class WorkerContext:
 
 WorkerMain = Callable[[WorkerContext], int]
 
+# A worker's stop signals. Until the worker main installs its own handlers (when it starts
+# serving), each of them makes it exit 0 at once.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGINT)
+
+
+def _leave_before_serving(signum: int, frame: object) -> None:  # pragma: no cover - child
+    os._exit(0)
+
 
 def fork_worker(
     make_context: Callable[[int], WorkerContext],
@@ -59,9 +68,15 @@ def fork_worker(
     private descriptors (signal pipe, other workers' pipes) that a worker must not hold.
     """
     read_fd, write_fd = os.pipe()
+    # A signal for the new worker (a TTOU right after a TTIN stops it at once) may arrive
+    # before the child dropped the master's handlers: that one would only enqueue it in the
+    # child's copy of the master's queue, and the worker would boot and serve on. Blocked
+    # across the fork, it stays pending until the child's own handlers are in place.
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
     try:
         pid = os.fork()
     except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         os.close(read_fd)
         os.close(write_fd)
         raise
@@ -73,6 +88,9 @@ def fork_worker(
                 with contextlib.suppress(OSError):
                     os.close(fd)
             SignalQueue.reset_in_child()
+            for sig in STOP_SIGNALS:  # not serving yet: nothing to drain, leave at once
+                signal.signal(sig, _leave_before_serving)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)  # pending ones land now
             code = worker_main(make_context(write_fd))
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
@@ -84,6 +102,7 @@ def fork_worker(
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
+    signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
     os.close(write_fd)
     os.set_blocking(read_fd, False)
     return pid, read_fd

@@ -94,10 +94,6 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
 
-def _exit_while_booting(signum: int, frame: object) -> None:
-    os._exit(0)
-
-
 class Counters:
     """The worker's observer (``forkloop.core.hooks``): what the heartbeat reports.
 
@@ -181,8 +177,7 @@ class Worker:
             signal.SIGWINCH,
         ):
             signal.signal(sig, signal.SIG_IGN)  # until the loop installs its handlers
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGINT):
-            signal.signal(sig, _exit_while_booting)  # not serving yet: nothing to drain
+        # Stop signals: fork_worker made them exit 0 until _serve installs the loop's handlers.
         try:
             app = self._load()
             self.ssl = ssl_context(self.config)

@@ -207,6 +207,40 @@ def test_signal_queue_only_enqueues_and_wakes_select() -> None:
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
 
 
+def test_a_stop_sent_the_moment_a_worker_exists_is_never_lost() -> None:
+    """SIGTTOU right after SIGTTIN stops a worker that was forked an instant ago: the SIGHUP
+    may reach the child before it dropped the master's handlers. It must still stop it (a
+    clean exit 0: nothing to drain yet) instead of vanishing into the master's queue copy."""
+    import time
+
+    from forkloop.supervisor.process import fork_worker
+
+    def linger(ctx: object) -> int:
+        time.sleep(5)  # a lost signal shows as exit code 7 after this
+        return 7
+
+    queue = SignalQueue()
+    queue.install()
+    try:
+        for _ in range(30):
+            pid, read_fd = fork_worker(lambda fd: fd, linger, queue.fds)  # type: ignore[arg-type,return-value]
+            os.kill(pid, signal.SIGHUP)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                time.sleep(0.01)
+            else:  # still lingering: the signal was lost
+                os.kill(pid, signal.SIGKILL)
+                status = os.waitpid(pid, 0)[1]
+            os.close(read_fd)
+            assert os.waitstatus_to_exitcode(status) == 0  # not -9 (lingered), not 7
+        assert signal.SIGHUP not in queue.drain()  # the child's signal is not the master's
+    finally:
+        queue.close()
+
+
 # --------------------------------------------------------------------------- scoreboard
 
 
