@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web as aioweb
+from hypothesis import given
+from hypothesis import strategies as st
 from rawhttp import request_bytes
 
 from forkloop.core.web import response as ours_module
@@ -350,6 +352,44 @@ def test_json_response_arguments() -> None:
     assert response.content_type == "application/json"
     with pytest.raises(ValueError):  # noqa: PT011
         OURS.json_response({"a": 1}, text="also text")
+
+
+_JSON_KEYS = st.one_of(st.text(), st.integers(), st.floats(), st.booleans(), st.none())
+_JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(_JSON_KEYS, inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@given(_JSON_VALUES)
+def test_json_response_text_is_json_dumps(value: Any) -> None:
+    """json_response's own use of the C encoder gives json.dumps' text, NaN and all."""
+    assert OURS.json_response(value).text == json.dumps(value)
+
+
+def test_json_response_errors_are_json_dumps_errors() -> None:
+    circular: list[Any] = [1]
+    circular.append({"again": circular})
+    for bad in (circular, {"x": object()}, {(1, 2): 3}):
+        with pytest.raises((ValueError, TypeError)) as expected:
+            json.dumps(bad)
+        with pytest.raises(expected.type, match=str(expected.value)[:20]):
+            OURS.json_response(bad)
+        # A failure leaves nothing behind: the same containers encode again afterwards.
+        assert OURS.json_response([1, circular[0]]).text == "[1, 1]"
+    inner = [1.5]
+    # Another thread inside an encoding of the same list: the shared encoder would take it
+    # for a circular reference, so json.dumps encodes this one.
+    ours_module._JSON_MARKERS[id(inner)] = inner
+    try:
+        assert OURS.json_response({"a": inner}).text == '{"a": [1.5]}'
+    finally:
+        ours_module._JSON_MARKERS.clear()
 
 
 async def test_write_rules(serve: Any) -> None:

@@ -53,6 +53,7 @@ class HttpVersion(NamedTuple):
 HTTP10: Final = HttpVersion(1, 0)
 HTTP11: Final = HttpVersion(1, 1)
 _VERSIONS: Final = {"1.1": HTTP11, "1.0": HTTP10}
+_LINE_ENDS: Final = {b"HTTP/1.1\r\n": HTTP11, b"HTTP/1.0\r\n": HTTP10}
 
 
 class RequestHead:
@@ -164,6 +165,7 @@ class RequestParser:
 
     __slots__ = (
         "_began_in_feed",
+        "_between",
         "_closed",
         "_content_length",
         "_error",
@@ -176,7 +178,9 @@ class RequestParser:
         "_in_head",
         "_in_trailers",
         "_keep_alive",
+        "_last_host",
         "_limits",
+        "_line",
         "_parser",
         "_raw",
         "_slice",
@@ -208,6 +212,9 @@ class RequestParser:
         self._te: str | None = None
         self._expect: str | None = None
         self._hosts = 0
+        self._between = True  # no request in progress: the next byte fed begins one
+        self._line: bytes | None = None  # the bytes the current request began at the start of
+        self._last_host = b""  # the latest Host value that passed the syntax check
 
     @property
     def in_request(self) -> bool:
@@ -265,6 +272,9 @@ class RequestParser:
 
     def _feed_slice(self, piece: bytes | memoryview, base: int, whole: bytes | None = None) -> None:
         self._began_in_feed = False
+        # A request beginning at the start of these bytes has its request line there:
+        # on_headers_complete reads the version from it (see _line_version).
+        self._line = piece if self._between and type(piece) is bytes else None
         try:
             self._parser.feed_data(piece)
         except httptools.HttpParserUpgrade as exc:
@@ -304,6 +314,9 @@ class RequestParser:
     # -- httptools callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if not self._between:
+            self._line = None  # a request begun further into the fed bytes
+        self._between = False
         self.heads_begun += 1
         self._in_head = True
         self._began_in_feed = True
@@ -317,6 +330,18 @@ class RequestParser:
         self._content_length = None
         self._te = None
         self._expect = None
+
+    def _line_version(self, method_length: int) -> HttpVersion | None:
+        """The version from the request line, when the request began at the start of the bytes
+        fed (``_line``) and its line is there whole; else None (ask llhttp, whose
+        ``get_http_version`` formats a string per call). llhttp has validated the line,
+        ``method SP target SP HTTP/x.y CRLF``, so the ten bytes after the target's space end
+        with CRLF only where that space really is (a request line holds no CR or LF)."""
+        line = self._line
+        if line is None:
+            return None
+        at = method_length + len(self._url) + 2
+        return _LINE_ENDS.get(line[at : at + 10])
 
     def on_url(self, url: bytes) -> None:
         self._url = self._url + url if self._url else url
@@ -350,12 +375,20 @@ class RequestParser:
                 self._expect = value.decode("latin-1")
             elif lname == b"host":
                 self._hosts += 1
-                if _HOST.fullmatch(value) is None:
-                    self._fail(BadRequest(f"invalid Host header: {value!r}"))
+                if value != self._last_host:  # a keep-alive client sends the same one again
+                    self._check_host(value)
+
+    def _check_host(self, value: bytes) -> None:
+        if _HOST.fullmatch(value) is None:
+            self._fail(BadRequest(f"invalid Host header: {value!r}"))
+        self._last_host = value
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        version = _VERSIONS.get(parser.get_http_version())
+        raw_method = parser.get_method()
+        version = self._line_version(len(raw_method))
+        if version is None:
+            version = _VERSIONS.get(parser.get_http_version())
         if version is None:
             self._fail(VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served"))
         # RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0.
@@ -376,7 +409,6 @@ class RequestParser:
         upgrade = parser.should_upgrade()
         if upgrade and (chunked or self._content_length):
             self._fail(BadRequest("an upgrade request must not carry a body"))
-        raw_method = parser.get_method()
         method = _METHODS.get(raw_method)
         if method is None:
             method = raw_method.decode("ascii")
@@ -403,6 +435,8 @@ class RequestParser:
         self._events.append(body)
 
     def on_message_complete(self) -> None:
+        self._between = True
+        self._line = None
         self._in_trailers = False
         self._events.append(END)
         if not self._keep_alive:

@@ -21,11 +21,13 @@ __all__ = [
     "reason_phrase",
     "response_head",
     "status_line",
+    "status_line_http11",
 ]
 
 _REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
 _REASONS.setdefault(421, "Misdirected Request")
 _STATUS_LINES: dict[tuple[int, int, int], bytes] = {}
+_STATUS_LINES_11: dict[int, bytes] = {}
 _FORBIDDEN: Final = frozenset("\r\n\x00")
 LAST_CHUNK: Final = b"0\r\n\r\n"
 
@@ -45,6 +47,14 @@ def status_line(version: tuple[int, int], status: int, reason: str | None = None
         return line
     _check_value(reason)
     return f"HTTP/{version[0]}.{version[1]} {status} {reason}\r\n".encode()
+
+
+def status_line_http11(status: int) -> bytes:
+    """``status_line((1, 1), status)``, from a cache keyed by the status alone."""
+    line = _STATUS_LINES_11.get(status)
+    if line is None:
+        line = _STATUS_LINES_11[status] = status_line((1, 1), status)  # at most 900 entries
+    return line
 
 
 def _check_value(text: str) -> None:

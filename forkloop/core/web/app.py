@@ -33,7 +33,7 @@ from functools import partial, update_wrapper
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from .log import web_logger
-from .request import Request
+from .request import Request, RequestFactory
 from .urldispatcher import (
     AbstractResource,
     AbstractRoute,
@@ -44,6 +44,7 @@ from .urldispatcher import (
     PrefixedSubAppResource,
     UrlDispatcher,
     UrlMappingMatchInfo,
+    _RoutedMatchInfo,
     request_path,
 )
 
@@ -567,17 +568,36 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
             head, payload, protocol, task, client_max_size=self._client_max_size, loop=loop
         )
 
+    def _request_factory(self, loop: asyncio.AbstractEventLoop) -> Any:
+        """The server's request factory: the compiled ``RequestFactory``, or ``_make_request``
+        when a subclass overrides it."""
+        if type(self)._make_request is not Application._make_request:
+            return self._make_request
+        self._loop = loop
+        return RequestFactory(self._client_max_size, loop)
+
     async def _handle(self, request: Request) -> StreamResponse:
         router = self._router
         head = request._head
-        match_info = router._resolve_sync(request, head.method, request_path(request))
-        if match_info is None:
-            match_info = await router.resolve(request)
-        # match_info.add_app(self) and freeze(), inlined: this runs for every request.
-        apps = match_info._apps
-        match_info._apps = (self, *apps) if apps else self._self_apps
-        if match_info._current_app is None:
+        target = head.target
+        # The router's remembered answer for a plain path (UrlDispatcher._resolve_sync), looked
+        # up here when the request-target is already the path request_path() would give: the
+        # common request costs no call into the router.
+        hits = router._plain_hits.get(target) if "?" not in target and "%" not in target else None
+        route = hits.get(head.method) if hits is not None else None
+        if route is not None:
+            match_info: UrlMappingMatchInfo = _RoutedMatchInfo()
+            match_info._route = route
+            match_info._apps = self._self_apps
             match_info._current_app = self
+        else:
+            resolved = router._resolve_sync(request, head.method, request_path(request))
+            match_info = resolved if resolved is not None else await router.resolve(request)
+            # match_info.add_app(self) and freeze(), inlined: this runs for every request.
+            apps = match_info._apps
+            match_info._apps = (self, *apps) if apps else self._self_apps
+            if match_info._current_app is None:
+                match_info._current_app = self
         match_info._frozen = True
         request._match_info = match_info
 

@@ -214,14 +214,14 @@ class Server:
                 await self._answer_early(request, response)
                 return
             response = await self._respond(request, head)
-            if not response.prepared:
-                send_now = getattr(response, "_send_now", None)
-                if send_now is not None and send_now(request):
-                    # Head and body went out in one write, timed by head_tail(): the end.
-                    ended = self._sent_at
-                else:
+            send_now = getattr(response, "_send_now", None)
+            if send_now is not None and send_now(request):
+                # Head and body went out in one write, timed by head_tail(): the end.
+                ended = self._sent_at
+            else:
+                if not response.prepared:
                     await response.prepare(request)
-            await response.write_eof()
+                await response.write_eof()
             sent = response
         except (ConnectionError, asyncio.CancelledError) as exc:
             failure = exc  # the client left; nothing more can be sent
@@ -251,7 +251,7 @@ class Server:
         send_now = getattr(response, "_send_now", None)
         if send_now is None or not send_now(request):
             await response.prepare(request)
-        await response.write_eof()
+            await response.write_eof()
 
     async def _respond(self, request: BaseRequest, head: RequestHead) -> StreamResponse:
         if head.expect is not None and head.expect.lower() != "100-continue":

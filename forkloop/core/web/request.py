@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
-from ..http.parser import RequestHead
+from ..http.parser import HTTP11, RequestHead
+from ..http.serialize import status_line_http11
 from ..server.protocol import HttpProtocol
 from ..server.streams import StreamReader
 from .helpers import ChainMapProxy, ETag, parse_content_type, parse_etags, parse_http_date
@@ -531,6 +532,28 @@ class BaseRequest(MutableMapping[str, Any]):
     def _has_prepare_hooks(self) -> bool:
         return False
 
+    def _send_plain(self, status: int, ctype_line: bytes, body: bytes) -> bool:
+        """Write a whole response -- status line, ``ctype_line``, length, the server's Date
+        and Server tail, ``body`` -- in one write, if this request allows that shape: a
+        keep-alive HTTP/1.1 request, not HEAD, with no ``on_response_prepare`` signal to run.
+        (``Response._send_now`` checked the response's side.)"""
+        head = self._head
+        if (
+            head.version != HTTP11
+            or head.method == "HEAD"
+            or not head.keep_alive
+            or self._has_prepare_hooks()
+        ):
+            return False
+        protocol = self._protocol
+        if not protocol.keep_alive:
+            return False
+        protocol.write(
+            b"%b%bContent-Length: %d\r\n%b%b"
+            % (status_line_http11(status), ctype_line, len(body), protocol.head_tail(), body)
+        )
+        return True
+
     def _date_value(self) -> str:
         return self._protocol.date_value()
 
@@ -569,8 +592,8 @@ class Request(BaseRequest):
         match_info = self._match_info
         if match_info is None:
             return False
-        for app in match_info.apps:  # noqa: SIM110 - a plain loop: hot path, no generator
-            if app.on_response_prepare:
+        for app in match_info._apps:  # noqa: SIM110 - a plain loop: hot path, no generator
+            if app._on_response_prepare:
                 return True
         return False
 
@@ -582,6 +605,28 @@ class Request(BaseRequest):
             signal = app.on_response_prepare
             if signal:
                 await signal.send(self, response)
+
+
+class RequestFactory:
+    """What the server calls to make each request of an ``Application``:
+    ``Request(head, payload, protocol, task, client_max_size=..., loop=...)``, with no
+    Python-level frame per request (this module is compiled). ``Application._request_factory``
+    hands it to the server unless a subclass overrides ``_make_request``."""
+
+    def __init__(self, client_max_size: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.client_max_size = client_max_size
+        self.loop = loop
+
+    def __call__(
+        self,
+        head: RequestHead,
+        payload: StreamReader,
+        protocol: HttpProtocol | Any,
+        task: asyncio.Task[None] | None,
+    ) -> Request:
+        return Request(
+            head, payload, protocol, task, client_max_size=self.client_max_size, loop=self.loop
+        )
 
 
 class _ContinueWriter:

@@ -82,6 +82,26 @@ class StreamResponse(MutableMapping[str, Any]):
 
     _length_check = True
 
+    # Every instance starts from these class-level values; an instance stores only what
+    # differs. An attribute store is a measurable part of building a response, and
+    # Response(text=...) needs five of them, not twenty.
+    _headers: CIMultiDict[str] | None = None
+    _ctype: str | None = None
+    _charset_value: str | None = None
+    _cookies: SimpleCookie | None = None
+    _keep_alive: bool | None = None
+    _chunked = False
+    _compression = False
+    _compression_force: ContentCoding | None = None
+    _compression_strategy: int | None = None
+    _req: BaseRequest | None = None
+    _payload_writer: PayloadWriter | None = None
+    _eof_sent = False
+    _must_be_empty_body = False
+    _body_length = 0
+    _state: dict[str, Any] | None = None
+    _custom_reason: str | None = None
+
     def __init__(
         self,
         *,
@@ -89,21 +109,8 @@ class StreamResponse(MutableMapping[str, Any]):
         reason: str | None = None,
         headers: LooseHeaders = None,
     ) -> None:
-        self._headers: CIMultiDict[str] | None = CIMultiDict(headers) if headers else None
-        self._ctype: str | None = None
-        self._charset_value: str | None = None
-        self._cookies: SimpleCookie | None = None
-        self._keep_alive: bool | None = None
-        self._chunked = False
-        self._compression = False
-        self._compression_force: ContentCoding | None = None
-        self._compression_strategy: int | None = None
-        self._req: BaseRequest | None = None
-        self._payload_writer: PayloadWriter | None = None
-        self._eof_sent = False
-        self._must_be_empty_body = False
-        self._body_length = 0
-        self._state: dict[str, Any] | None = None
+        if headers:
+            self._headers = CIMultiDict(headers)
         self.set_status(status, reason)
 
     # -- status -------------------------------------------------------------------------
@@ -580,28 +587,8 @@ class StreamResponse(MutableMapping[str, Any]):
 class Response(StreamResponse):
     """A response whose whole body is known before it is sent."""
 
-    _body: bytes | None
-    _compressed_body: bytes | None
-
-    def _init_plain(self, status: int) -> None:
-        self._headers = None
-        self._ctype = None
-        self._charset_value = None
-        self._cookies = None
-        self._keep_alive = None
-        self._chunked = False
-        self._compression = False
-        self._compression_force = None
-        self._compression_strategy = None
-        self._req = None
-        self._payload_writer = None
-        self._eof_sent = False
-        self._must_be_empty_body = False
-        self._body_length = 0
-        self._state = None
-        self._status = status
-        self._custom_reason = None
-        self._reason = _PLAIN_STATUSES[status]
+    _body: bytes | None = None
+    _compressed_body: bytes | None = None
 
     def __init__(
         self,
@@ -628,11 +615,11 @@ class Response(StreamResponse):
         ):
             # Response(text=...) and json_response(): the common case, without the general
             # checks below (no headers to reconcile, no charset in the content type).
-            self._init_plain(status)
+            self._status = status
+            self._reason = _PLAIN_STATUSES[status]
             self._body = text.encode()
             self._ctype = content_type or "text/plain"
             self._charset_value = "utf-8"
-            self._compressed_body = None
             return
         super().__init__(status=status, reason=reason, headers=headers)
         if content_type is not None and "charset" in content_type:
@@ -642,8 +629,6 @@ class Response(StreamResponse):
             raise ValueError(
                 "passing both Content-Type header and content_type or charset params is forbidden"
             )
-        self._body = None
-        self._compressed_body = None
         if text is not None:
             if not isinstance(text, str):
                 raise TypeError(f"text argument must be str ({type(text)!r})")
@@ -734,31 +719,36 @@ class Response(StreamResponse):
     def _send_now(self, request: BaseRequest) -> bool:
         """Send the whole response in one write when nothing needs the slow path.
 
-        The server calls this before ``prepare``; it declines (returns False) when the response
-        has headers, cookies, compression or chunking, or an ``on_response_prepare`` signal
-        must run.
+        The server calls this instead of ``prepare`` and ``write_eof``. It declines (returns
+        False) when the response was prepared already, or has headers, cookies, compression,
+        chunking or a custom reason, or when the request (``Request._send_plain``) is not a
+        keep-alive HTTP/1.1 non-HEAD request without ``on_response_prepare`` signals.
         """
-        if not self._plain(request) or request._has_prepare_hooks():
+        status = self._status
+        if (
+            self._headers is not None
+            or self._payload_writer is not None
+            or self._eof_sent
+            or self._cookies
+            or self._compression
+            or self._chunked
+            or self._custom_reason is not None
+            or self._keep_alive is False
+            or status < 200
+            or status == 204
+            or status == 304
+        ):
             return False
         body = self._body
-        ctype_line = (
-            b""
-            if body is None and self._ctype is None
-            else _ctype_line(self._ctype, self._charset_value)
-        )
+        ctype = self._ctype
         if body is None:
             body = b""
-        protocol = request.protocol
-        protocol.write(
-            b"%b%bContent-Length: %d\r\n%b%b"
-            % (
-                status_line((1, 1), self._status),
-                ctype_line,
-                len(body),
-                protocol.head_tail(),
-                body,
-            )
-        )
+            ctype_line = b"" if ctype is None else _ctype_line(ctype, self._charset_value)
+        else:
+            charset = self._charset_value
+            ctype_line = _CTYPE_LINES.get((ctype, charset)) or _ctype_line(ctype, charset)
+        if not request._send_plain(status, ctype_line, body):
+            return False
         self._req = request
         self._keep_alive = True
         self._eof_sent = True
@@ -775,6 +765,41 @@ class Response(StreamResponse):
 
 
 _SENTINEL: Final[Any] = object()
+_JSON_DUMPS: Final = json.dumps
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # None: no C accelerator
+# One C encoder with json.dumps' default settings (JSONEncoder.encode builds a new one per
+# call), and its table of containers being encoded (circular-reference detection).
+_JSON_MARKERS: dict[int, Any] = {}
+_JSON_ENCODER: Any = (
+    None
+    if _make_encoder is None
+    else _make_encoder(
+        _JSON_MARKERS,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring_ascii,
+        None,  # indent
+        ": ",
+        ", ",
+        False,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+)
+
+
+def _json_dumps(data: Any) -> str:
+    """``json.dumps(data)``, the same text and errors, from the shared C encoder.
+
+    The marker table is empty between calls; it is not when another thread is inside an
+    encoding (a dict subclass's Python ``items()`` can let one in) or an encoding failed:
+    then json.dumps does it, and a failure empties the table."""
+    if _JSON_ENCODER is None or _JSON_MARKERS or isinstance(data, str):
+        return _JSON_DUMPS(data)
+    try:
+        return "".join(_JSON_ENCODER(data, 0))
+    except BaseException:
+        _JSON_MARKERS.clear()
+        raise
 
 
 def json_response(
@@ -791,7 +816,7 @@ def json_response(
     if data is not _SENTINEL:
         if text or body:
             raise ValueError("only one of data, text, or body should be specified")
-        text = dumps(data)
+        text = _json_dumps(data) if dumps is _JSON_DUMPS else dumps(data)
     return Response(
         text=text,
         body=body,

@@ -335,7 +335,11 @@ class AppRunner(BaseRunner):
         kwargs.setdefault("debug", bool(getattr(app, "_debug", False)))
         server = Server(
             app._handle,
-            request_factory=app._make_request,
+            request_factory=(
+                app._request_factory(loop)
+                if hasattr(app, "_request_factory")
+                else app._make_request
+            ),
             loop=loop,
             observers=observers,
             **kwargs,
