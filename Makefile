@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # is tested and benchmarked is what `pip install forkloop` ships. Without a C compiler the build
 # falls back to pure Python.
 COMPILED := build/.compiled
-SOURCES := $(shell find forkloop -name '*.py' -not -path '*/__pycache__/*') setup.py
+SOURCES := $(shell find forkloop \( -name '*.py' -o -name '*.c' \) -not -path '*/__pycache__/*') setup.py
 # The fallback (FORKLOOP_NO_EXTENSIONS=1: every module from its .py) is tested on the core.
 PURE_TESTS := tests/http tests/server tests/web tests/core_web tests/websocket
 

@@ -1,5 +1,5 @@
-"""The mypyc build (setup.py): where it was built, the hot path really runs compiled, and
-``FORKLOOP_NO_EXTENSIONS=1`` really runs every module from its .py source."""
+"""The C build (setup.py: mypyc and the C twins): where it was built, the hot path really
+runs compiled, and ``FORKLOOP_NO_EXTENSIONS=1`` really runs every module from its .py source."""
 
 from __future__ import annotations
 
@@ -16,12 +16,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _hot_modules() -> list[str]:
+    """setup.py's mypyc modules (HOT_MODULES) and hand-written C twins (C_MODULES)."""
     tree = ast.parse((ROOT / "setup.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "HOT_MODULES":
-            paths = ast.literal_eval(node.value)
-            return [p.removesuffix(".py").replace("/", ".") for p in paths]
-    raise AssertionError("setup.py has no HOT_MODULES list")
+    lists = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+        if node.targets[0].id in ("HOT_MODULES", "C_MODULES")
+    }
+    assert set(lists) == {"HOT_MODULES", "C_MODULES"}, "setup.py lists changed"
+    names = [p.removesuffix(".py").replace("/", ".") for p in lists["HOT_MODULES"]]
+    for name, source in lists["C_MODULES"]:
+        assert (ROOT / source).is_file()
+        assert (ROOT / source).with_suffix(".py").is_file()
+        names.append(name)
+    return names
 
 
 def _origins(env: dict[str, str]) -> dict[str, str]:

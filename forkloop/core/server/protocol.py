@@ -32,6 +32,7 @@ from ..http.errors import HttpError, RequestPayloadError
 from ..http.limits import Limits
 from ..http.parser import END, Event, RequestHead, RequestParser, Upgrade
 from ..http.serialize import error_response
+from ._stepping import DONE, step
 from .streams import EMPTY_PAYLOAD, StreamReader
 
 __all__ = ["ConnectionOwner", "HttpProtocol"]
@@ -513,14 +514,15 @@ class HttpProtocol(asyncio.Protocol):
             coro = self._owner.handle(self, head, payload)
             go_on: bool | None = None  # set when the handler finished: whether to go on
             try:
-                yielded = self._context.run(coro.send, None)
-            except StopIteration:
-                self._end_cycle()
-                go_on = self._after_cycle(payload)
+                yielded = step(self._context, coro)
             except BaseException:
                 self._end_cycle()
                 self._close()
                 go_on = False
+            else:
+                if yielded is DONE:
+                    self._end_cycle()
+                    go_on = self._after_cycle(payload)
             finally:
                 _leave_task(loop, task)  # type: ignore[misc]
             if go_on is not None:  # no break/continue in try/finally: mypyc (setup.py)
