@@ -2,10 +2,12 @@
 
 Owns the mapping from a request to its label values: the method (unknown ones are
 ``_OTHER``), the route *template* (``/users/{id}``; unmatched requests share one fixed value,
-never the raw path), the status, scheme and protocol version. Per request it does one dictionary
-lookup by route (the series of that route's latest request, confirmed by identity of the raw
-status, method, version and scheme; label strings are made once per new series) and leaves the
-values pending in the series, folded in bulk on reads and every ``FOLD_INTERVAL_S`` (series.py).
+never the raw path), the status, scheme and protocol version. Requests arrive through the
+core's ``request_done`` hook as plain values the core reads natively: the observer reads no
+attribute of a request or response. Per request it does one dictionary lookup by route (the
+series of that route's latest request, confirmed by identity of the raw status, method,
+version and scheme; label strings are made once per new series) and leaves the values pending
+in the series, folded in bulk on reads and every ``FOLD_INTERVAL_S`` (series.py).
 Active requests are not counted per request: :meth:`HttpObserver.sample_active` counts the
 requests in progress on the server's connections when metrics are sent or scraped.
 Imports ``forkloop.metrics.series`` only (requests and servers are duck-typed).
@@ -81,47 +83,46 @@ class HttpObserver:
                     active[key] = active.get(key, 0) + 1
         self.store.set_active(active)
 
-    def request_finished(
-        self, request: Any, response: Any, duration_s: float, exc: BaseException | None
+    def request_done(
+        self,
+        match_info: Any,
+        status: int,
+        method: str,
+        version: Any,
+        scheme: str,
+        duration_s: float,
+        request_bytes: int,
+        response_bytes: int,
     ) -> None:
-        if response is None:
-            return  # the client left before any response: no status to count it under
-        match_info = request._match_info
-        head = request._head
+        route = match_info._route if match_info is not None else None
         try:
-            series = self._by_route[match_info._route if match_info is not None else None]
+            series = self._by_route[route]
         except KeyError:
-            series = self._slow(request, response)
+            series = self._slow(route, status, method, version, scheme)
         else:
             if (
-                series.status != response._status
-                or series.method is not head.method
-                or series.versions is not head.version
-                or series.scheme is not request._protocol.scheme
+                series.status != status
+                or series.method is not method
+                or series.versions is not version
+                or series.scheme is not scheme
             ):
-                series = self._slow(request, response)
+                series = self._slow(route, status, method, version, scheme)
         # _RequestSeries.observe, inlined: this runs once per request.
         series.dsum += duration_s
         if duration_s > FIRST_DURATION:
             series.dslow.append(duration_s)
-        size = request._payload.total_bytes
-        if size:
-            series.qpending.append(size)
-        series.spending.append(response._body_length)
+        if request_bytes:
+            series.qpending.append(request_bytes)
+        series.spending.append(response_bytes)
 
-    def _slow(self, request: Any, response: Any) -> Any:
+    def _slow(self, route: Any, status: int, method: str, version: Any, scheme: str) -> Any:
         """Find or create the series; remember it as the latest of a long-lived route."""
-        match_info = request._match_info
-        route = match_info._route if match_info is not None else None
         if route is not None and getattr(route, "resource", None) is None:
             # The router's 404/405 route is made per request (so the lookup above misses with
             # a KeyError each time): cache it under None, which has the same label.
             route = None
-        head = request._head
-        status = response._status
-        scheme = request._protocol.scheme
-        key = (head.method, route, status, head.version, scheme)
-        series = self.store.series_for(key, _labels, (head.method, head.version, scheme, status))
+        key = (method, route, status, version, scheme)
+        series = self.store.series_for(key, _labels, (method, version, scheme, status))
         if route in self._by_route or len(self._by_route) < 10_000:
             self._by_route[route] = series  # the latest method/version/scheme/status seen
         return series

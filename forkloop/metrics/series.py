@@ -168,7 +168,7 @@ class _RequestSeries:
         self.spending: list[int] = []  # pending response body sizes: one per request
 
     def observe(self, duration_s: float, request_bytes: int, response_bytes: int) -> None:
-        """One request (``HttpObserver.request_finished`` does the same inline)."""
+        """One request (``HttpObserver.request_done`` does the same inline)."""
         self.dsum += duration_s
         if duration_s > FIRST_DURATION:
             self.dslow.append(duration_s)

@@ -181,6 +181,9 @@ class RequestParser:
         "_last_host",
         "_limits",
         "_line",
+        "_max_field",
+        "_max_fields",
+        "_max_header_bytes",
         "_parser",
         "_raw",
         "_slice",
@@ -191,7 +194,11 @@ class RequestParser:
     )
 
     def __init__(self, limits: Limits | None = None) -> None:
-        self._limits = limits if limits is not None else Limits()
+        self._limits = limits = limits if limits is not None else Limits()
+        # The per-header limits as plain attributes: read twice per header line.
+        self._max_field = limits.max_header_field_bytes
+        self._max_header_bytes = limits.max_header_bytes
+        self._max_fields = limits.max_header_count
         self._parser = httptools.HttpRequestParser(self)
         self._events: list[Event] = []
         self._error: HttpError | None = None
@@ -349,15 +356,14 @@ class RequestParser:
             self._fail(RequestLineTooLong("request line too long"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        limits = self._limits
         size = len(name) + len(value) + 2
-        if size > limits.max_header_field_bytes:
+        if size > self._max_field:
             self._fail(HeadersTooLarge("request header field too large"))
         self._header_bytes += size
-        if self._header_bytes > limits.max_header_bytes:
+        if self._header_bytes > self._max_header_bytes:
             self._fail(HeadersTooLarge("request header section too large"))
         self._fields += 1
-        if self._fields > limits.max_header_count:
+        if self._fields > self._max_fields:
             self._fail(HeadersTooLarge("too many request header fields"))
         if value and value[-1] in _OWS:
             value = value.rstrip(b" \t")  # llhttp keeps trailing OWS (RFC 9110 §5.5 drops it)

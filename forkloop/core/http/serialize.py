@@ -17,6 +17,7 @@ from .errors import HttpError
 __all__ = [
     "DateCache",
     "chunk",
+    "content_length_line",
     "error_response",
     "reason_phrase",
     "response_head",
@@ -28,6 +29,7 @@ _REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
 _REASONS.setdefault(421, "Misdirected Request")
 _STATUS_LINES: dict[tuple[int, int, int], bytes] = {}
 _STATUS_LINES_11: dict[int, bytes] = {}
+_LENGTH_LINES: dict[int, bytes] = {}
 _FORBIDDEN: Final = frozenset("\r\n\x00")
 LAST_CHUNK: Final = b"0\r\n\r\n"
 
@@ -54,6 +56,16 @@ def status_line_http11(status: int) -> bytes:
     line = _STATUS_LINES_11.get(status)
     if line is None:
         line = _STATUS_LINES_11[status] = status_line((1, 1), status)  # at most 900 entries
+    return line
+
+
+def content_length_line(length: int) -> bytes:
+    """``Content-Length: N\r\n``; the lines of lengths below 4096 are cached."""
+    line = _LENGTH_LINES.get(length)
+    if line is None:
+        line = b"Content-Length: %d\r\n" % length
+        if length < 4096:
+            _LENGTH_LINES[length] = line
     return line
 
 

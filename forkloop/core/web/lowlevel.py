@@ -32,7 +32,7 @@ from ..server.protocol import HttpProtocol
 from ..server.streams import StreamReader
 from .exceptions import HTTPException
 from .log import AbstractAccessLogger, AccessLogger, access_logger, server_logger
-from .request import BaseRequest
+from .request import BaseRequest, Request
 from .response import Response, StreamResponse
 
 __all__ = ["BaseProtocol", "RequestHandler", "Server"]
@@ -198,8 +198,9 @@ class Server:
         protocol.head_sent = False
         observers = self._observers
         finished = observers.finished
+        done = observers.done
         access = self._access_logger
-        timed = finished is not None or (access is not None and access.enabled)
+        timed = finished is not None or done is not None or (access is not None and access.enabled)
         started = perf_counter() if timed else 0.0
         ended = 0.0  # set when the response goes out in one write
         if observers.started is not None:
@@ -243,6 +244,17 @@ class Server:
                     sent = response
                 if finished is not None:
                     finished(request, sent, duration, failure)
+                if done is not None and sent is not None:
+                    done(
+                        request._match_info if isinstance(request, Request) else None,
+                        sent._status,
+                        head.method,
+                        head.version,
+                        protocol.scheme,
+                        duration,
+                        payload.total_bytes,
+                        sent._body_length,
+                    )
                 if access is not None and sent is not None and access.enabled:
                     access.log(request, sent, duration)
 

@@ -26,7 +26,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
 from ..http.parser import HTTP11, RequestHead
-from ..http.serialize import status_line_http11
+from ..http.serialize import content_length_line, status_line_http11
 from ..server.protocol import HttpProtocol
 from ..server.streams import StreamReader
 from .helpers import ChainMapProxy, ETag, parse_content_type, parse_etags, parse_http_date
@@ -549,8 +549,15 @@ class BaseRequest(MutableMapping[str, Any]):
         if not protocol.keep_alive:
             return False
         protocol.write(
-            b"%b%bContent-Length: %d\r\n%b%b"
-            % (status_line_http11(status), ctype_line, len(body), protocol.head_tail(), body)
+            b"".join(
+                (
+                    status_line_http11(status),
+                    ctype_line,
+                    content_length_line(len(body)),
+                    protocol.head_tail(),
+                    body,
+                )
+            )
         )
         return True
 
