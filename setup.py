@@ -34,6 +34,7 @@ HOT_MODULES = [
     "forkloop/core/server/protocol.py",
     "forkloop/core/web/lowlevel.py",
     "forkloop/core/web/request.py",
+    "forkloop/core/web/tally.py",
     "forkloop/core/web/writer.py",
     # The WebSocket codec: every message goes through the reader, the frame writer and masking.
     "forkloop/core/websocket/masking.py",

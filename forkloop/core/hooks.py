@@ -23,7 +23,6 @@ EVENTS: Final = (
     "connection_lost",
     "request_started",
     "request_finished",
-    "request_done",
     "parse_error",
     "ws_opened",
     "ws_closed",
@@ -36,6 +35,9 @@ class Observer(Protocol):
 
     ``attach(server)`` is called once with the low-level server, for observers that sample it
     (``server.connections``; each connection's ``request`` is the one in progress, or None).
+
+    An observer may also have a ``tally`` attribute, a ``forkloop.core.web.tally.Tally``: the
+    server adds every request that sent a response to it, natively (no call per request).
     """
 
     def attach(self, server: Any) -> None: ...
@@ -46,25 +48,6 @@ class Observer(Protocol):
         self, request: Any, response: Any, duration_s: float, exc: BaseException | None
     ) -> None:
         """``response`` is None when the client left before a response was sent."""
-
-    def request_done(
-        self,
-        match_info: Any,
-        status: int,
-        method: str,
-        version: Any,
-        scheme: str,
-        duration_s: float,
-        request_bytes: int,
-        response_bytes: int,
-    ) -> None:
-        """A response was sent: ``request_finished``'s facts as plain values, which the
-        core reads where they are cheapest to read (the observer reads no attributes).
-
-        ``match_info`` is the request's ``match_info`` (None outside an Application),
-        ``version`` the request's ``HttpVersion``, ``request_bytes`` the body bytes read and
-        ``response_bytes`` the body bytes sent. Not called when no response went out.
-        """
 
     def parse_error(self, status: int) -> None: ...
     def ws_opened(self, request: Any) -> None: ...
@@ -90,24 +73,22 @@ def _fan_out(methods: tuple[Callable[..., None], ...]) -> Callable[..., None] | 
 class Observers:
     """Per event, the tuple of observer methods to call (empty when nobody listens).
 
-    ``started``, ``finished`` and ``done`` call every ``request_started``,
-    ``request_finished`` and ``request_done`` method; they are None when there are none.
+    ``started`` and ``finished`` call every ``request_started`` and ``request_finished``
+    method; they are None when there are none.
     """
 
-    __slots__ = ("active", "done", "finished", "started", *EVENTS)
+    __slots__ = ("active", "finished", "started", *EVENTS)
 
     connection_made: tuple[Callable[[], None], ...]
     connection_lost: tuple[Callable[[], None], ...]
     request_started: tuple[Callable[[Any], None], ...]
     request_finished: tuple[Callable[[Any, Any, float, BaseException | None], None], ...]
-    request_done: tuple[Callable[[Any, int, str, Any, str, float, int, int], None], ...]
     parse_error: tuple[Callable[[int], None], ...]
     ws_opened: tuple[Callable[[Any], None], ...]
     ws_closed: tuple[Callable[[Any], None], ...]
     ws_message: tuple[Callable[[Any, str], None], ...]
     started: Callable[[Any], None] | None
     finished: Callable[[Any, Any, float, BaseException | None], None] | None
-    done: Callable[[Any, int, str, Any, str, float, int, int], None] | None
 
     def __init__(self, observers: Iterable[object] = ()) -> None:
         listed = list(observers)
@@ -119,4 +100,3 @@ class Observers:
         self.active = bool(listed)
         self.started = _fan_out(self.request_started)
         self.finished = _fan_out(self.request_finished)
-        self.done = _fan_out(self.request_done)

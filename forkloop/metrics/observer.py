@@ -2,21 +2,22 @@
 
 Owns the mapping from a request to its label values: the method (unknown ones are
 ``_OTHER``), the route *template* (``/users/{id}``; unmatched requests share one fixed value,
-never the raw path), the status, scheme and protocol version. Requests arrive through the
-core's ``request_done`` hook as plain values the core reads natively: the observer reads no
-attribute of a request or response. Per request it does one dictionary lookup by route (the
-series of that route's latest request, confirmed by identity of the raw status, method,
-version and scheme; label strings are made once per new series) and leaves the values pending
-in the series, folded in bulk on reads and every ``FOLD_INTERVAL_S`` (series.py).
+never the raw path), the status, scheme and protocol version. Requests are not seen one by
+one: the server adds each to the observer's ``tally`` (``forkloop.core.web.tally``, compiled:
+a route lookup, a count, a sum and appends, without a Python call), and the store takes the
+tally in before every read and every ``FOLD_INTERVAL_S``, when the entries become series
+(label strings made once per series) and their values are folded in bulk (series.py).
 Active requests are not counted per request: :meth:`HttpObserver.sample_active` counts the
 requests in progress on the server's connections when metrics are sent or scraped.
-Imports ``forkloop.metrics.series`` only (requests and servers are duck-typed).
+Imports ``forkloop.metrics.series`` and the core's tally (servers are duck-typed).
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+from forkloop.core.web.tally import Tally
 
 from .series import FIRST_DURATION, FOLD_INTERVAL_S, HTTP_METHODS, UNMATCHED_ROUTE, Store
 
@@ -47,12 +48,15 @@ def _labels(key: Any) -> tuple[str, str, str, str, str]:
 class HttpObserver:
     """Implements ``forkloop.core.hooks.Observer`` for the metrics store."""
 
-    __slots__ = ("_by_route", "_fold_timer", "servers", "store")
+    __slots__ = ("_fold_timer", "servers", "store", "tally")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.servers: list[Any] = []
-        self._by_route: dict[Any, Any] = {}  # route -> the series of its latest request
+        # The server adds every answered request here natively (forkloop.core.web.tally);
+        # the store takes them in before each read.
+        self.tally = Tally(FIRST_DURATION)
+        store.sources.append(self.take_tally)
         self._fold_timer: asyncio.TimerHandle | None = None
 
     def attach(self, server: Any) -> None:
@@ -83,49 +87,22 @@ class HttpObserver:
                     active[key] = active.get(key, 0) + 1
         self.store.set_active(active)
 
-    def request_done(
-        self,
-        match_info: Any,
-        status: int,
-        method: str,
-        version: Any,
-        scheme: str,
-        duration_s: float,
-        request_bytes: int,
-        response_bytes: int,
-    ) -> None:
-        route = match_info._route if match_info is not None else None
-        try:
-            series = self._by_route[route]
-        except KeyError:
-            series = self._slow(route, status, method, version, scheme)
-        else:
-            if (
-                series.status != status
-                or series.method is not method
-                or series.versions is not version
-                or series.scheme is not scheme
-            ):
-                series = self._slow(route, status, method, version, scheme)
-        # _RequestSeries.observe, inlined: this runs once per request.
-        series.dsum += duration_s
-        if duration_s > FIRST_DURATION:
-            series.dslow.append(duration_s)
-        if request_bytes:
-            series.qpending.append(request_bytes)
-        series.spending.append(response_bytes)
-
-    def _slow(self, route: Any, status: int, method: str, version: Any, scheme: str) -> Any:
-        """Find or create the series; remember it as the latest of a long-lived route."""
-        if route is not None and getattr(route, "resource", None) is None:
-            # The router's 404/405 route is made per request (so the lookup above misses with
-            # a KeyError each time): cache it under None, which has the same label.
-            route = None
-        key = (method, route, status, version, scheme)
-        series = self.store.series_for(key, _labels, (method, version, scheme, status))
-        if route in self._by_route or len(self._by_route) < 10_000:
-            self._by_route[route] = series  # the latest method/version/scheme/status seen
-        return series
+    def take_tally(self) -> None:
+        """Move the requests the server added to ``tally`` into the store's series (a store
+        source: runs before every read of the store)."""
+        store = self.store
+        for entry in self.tally.take():
+            method, route, status = entry.method, entry.route, entry.status
+            version, scheme = entry.version, entry.scheme
+            series = store.series_for(
+                (method, route, status, version, scheme),
+                _labels,
+                (method, version, scheme, status),
+            )
+            series.dsum += entry.duration_sum
+            series.dslow.extend(entry.slow)
+            series.qpending.extend(entry.request_sizes)
+            series.spending.extend(entry.response_sizes)
 
     def parse_error(self, status: int) -> None:
         errors = self.store.parse_errors

@@ -242,6 +242,9 @@ class Store:
         self.parse_errors: dict[str, int] = {}
         self.version = 0  # bumped on every change to the scalars above
         self._sent: dict[object, int] = {}  # labels (or "s") -> version last sent
+        # Called before every read (fold, changed, series): observers that keep requests
+        # elsewhere between reads (the core's tally) move them into the series here.
+        self.sources: list[Callable[[], None]] = []
 
     # -- recording (the hot path) ---------------------------------------------------------
 
@@ -276,8 +279,14 @@ class Store:
                 self.requests[key] = series
         return series
 
+    def pull(self) -> None:
+        """Bring in what the sources hold (see ``sources``)."""
+        for source in self.sources:
+            source()
+
     def fold(self) -> None:
         """Fold every series' pending observations (see ``_RequestSeries``)."""
+        self.pull()
         for series in self._by_labels.values():
             series.fold()
 
@@ -291,6 +300,7 @@ class Store:
 
     def series(self) -> dict[tuple[str, ...], _RequestSeries]:
         """Request series by label values."""
+        self.pull()
         return self._by_labels
 
     # -- the wire form ----------------------------------------------------------------------
@@ -301,6 +311,7 @@ class Store:
         A record is ``["r", method, route, status, scheme, version, duration, req, resp]``
         for request histograms, or ``["s", scalars]`` for the gauges and small counters.
         """
+        self.pull()
         sent = self._sent
         for labels, series in self._by_labels.items():
             series.fold()

@@ -34,6 +34,7 @@ from .exceptions import HTTPException
 from .log import AbstractAccessLogger, AccessLogger, access_logger, server_logger
 from .request import BaseRequest, Request
 from .response import Response, StreamResponse
+from .tally import Tally
 
 __all__ = ["BaseProtocol", "RequestHandler", "Server"]
 
@@ -111,6 +112,8 @@ class Server:
         )
         observers = list(observers)
         self.observers = self._observers = Observers(observers)
+        # Observers that take requests in bulk (tally.py): added to natively, per request.
+        self._tallies: list[Tally] = []
         self._intercept = intercept
         self._debug = debug
         self._dates = DateCache()
@@ -120,8 +123,11 @@ class Server:
         self._sent_at = 0.0  # perf_counter() reading of the latest head_tail()
         self.connections = ConnectionRegistry()
         self.requests_count = 0
-        for observer in observers:  # observers that sample the server (in-flight requests)
-            attach = getattr(observer, "attach", None)
+        for observer in observers:
+            tally = getattr(observer, "tally", None)
+            if isinstance(tally, Tally):
+                self._tallies.append(tally)
+            attach = getattr(observer, "attach", None)  # observers that sample the server
             if attach is not None:
                 attach(self)
 
@@ -198,9 +204,9 @@ class Server:
         protocol.head_sent = False
         observers = self._observers
         finished = observers.finished
-        done = observers.done
+        tallies = self._tallies
         access = self._access_logger
-        timed = finished is not None or done is not None or (access is not None and access.enabled)
+        timed = finished is not None or bool(tallies) or (access is not None and access.enabled)
         started = perf_counter() if timed else 0.0
         ended = 0.0  # set when the response goes out in one write
         if observers.started is not None:
@@ -244,17 +250,20 @@ class Server:
                     sent = response
                 if finished is not None:
                     finished(request, sent, duration, failure)
-                if done is not None and sent is not None:
-                    done(
-                        request._match_info if isinstance(request, Request) else None,
-                        sent._status,
-                        head.method,
-                        head.version,
-                        protocol.scheme,
-                        duration,
-                        payload.total_bytes,
-                        sent._body_length,
-                    )
+                if tallies and sent is not None:
+                    match_info = request._match_info if isinstance(request, Request) else None
+                    route = match_info._route if match_info is not None else None
+                    for tally in tallies:
+                        tally.add(
+                            route,
+                            sent._status,
+                            head.method,
+                            head.version,
+                            protocol.scheme,
+                            duration,
+                            payload.total_bytes,
+                            sent._body_length,
+                        )
                 if access is not None and sent is not None and access.enabled:
                     access.log(request, sent, duration)
 
