@@ -12,7 +12,7 @@ Output: Markdown on stdout, JSON in bench/results/, a PNG chart (docs/benchmarks
 full run, the results block of docs/benchmarks.md. Loopback only; every process it starts is
 stopped by its PID (a benchmark script's process group) before it exits.
 
-    python bench/run.py                  # full run: 5 s x 3 rounds, 64 connections
+    python bench/run.py                  # full run: 5 s x 5 rounds, 64 connections
     python bench/run.py --quick          # a fast check that everything runs
     python bench/run.py --help
 """
@@ -180,7 +180,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "-d", "--duration", type=int, help="whole seconds per run (default 5; wrk takes integers)"
     )
-    parser.add_argument("-r", "--rounds", type=int, help="interleaved rounds (default 3)")
+    parser.add_argument("-r", "--rounds", type=int, help="interleaved rounds (default 5)")
     parser.add_argument("--warmup", type=int, help="warm-up seconds per server and test (2)")
     parser.add_argument(
         "--peers", default=",".join(PEERS), help=f"comma-separated subset of: {', '.join(PEERS)}"
@@ -235,7 +235,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.duration = args.duration or (2 if args.quick else 5)
-    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.rounds = args.rounds or (1 if args.quick else 5)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     args.peer_keys = _subset(parser, "--peers", args.peers, PEERS)
     args.scenario_names = _subset(parser, "--scenarios", args.scenarios, SCENARIOS)
