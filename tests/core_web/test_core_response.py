@@ -372,6 +372,31 @@ def test_json_response_text_is_json_dumps(value: Any) -> None:
     assert OURS.json_response(value).text == json.dumps(value)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"status": 404},
+        {"status": 418},
+        {"content_type": "application/problem+json"},
+        {"content_type": "text/plain"},
+        {"reason": "Fine"},
+        {"headers": {"X-A": "1"}},
+    ],
+)
+def test_json_response_is_the_response_it_would_construct(kwargs: dict[str, Any]) -> None:
+    """json_response builds its common case without Response's keyword arguments: the result
+    is the same response as Response(text=json.dumps(data), content_type=..., ...)."""
+    data = {"a": [1, "é"]}
+    ours = OURS.json_response(data, **kwargs)
+    built = OURS.Response(text=json.dumps(data), **{"content_type": "application/json", **kwargs})
+    assert type(ours) is type(built)
+    for name in ("status", "reason", "content_type", "charset", "body", "text", "keep_alive"):
+        assert getattr(ours, name) == getattr(built, name), name
+    assert dict(ours.headers) == dict(built.headers)
+    assert vars(ours) == vars(built)
+
+
 def test_json_response_errors_are_json_dumps_errors() -> None:
     circular: list[Any] = [1]
     circular.append({"again": circular})

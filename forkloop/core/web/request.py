@@ -74,7 +74,7 @@ class BaseRequest(MutableMapping[str, Any]):
         self._task = task
         self._loop = loop
         self._client_max_size = client_max_size
-        self._state = state if state is not None else {}
+        self._state = state  # made on first store: most requests never store anything
         self._cache: dict[str, Any] = {}
         if scheme is not None or host is not None or remote is not None:
             for key, value in (("scheme", scheme), ("host", host), ("remote", remote)):
@@ -134,7 +134,7 @@ class BaseRequest(MutableMapping[str, Any]):
                 self._client_max_size if client_max_size is _SENTINEL else client_max_size
             ),
             loop=self._loop,
-            state=self._state.copy(),
+            state=dict(self._state) if self._state else None,
             **kwargs,
         )
         self._copy_routing(clone)
@@ -150,19 +150,25 @@ class BaseRequest(MutableMapping[str, Any]):
 
     # Keys are "str | Any": RequestKey objects too, which a compiled module (setup.py) checks.
     def __getitem__(self, key: str | Any) -> Any:
+        if self._state is None:
+            raise KeyError(key)
         return self._state[key]
 
     def __setitem__(self, key: str | Any, value: Any) -> None:
+        if self._state is None:
+            self._state = {}
         self._state[key] = value
 
     def __delitem__(self, key: str | Any) -> None:
+        if self._state is None:
+            raise KeyError(key)
         del self._state[key]
 
     def __len__(self) -> int:
-        return len(self._state)
+        return len(self._state) if self._state is not None else 0
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._state)
+        return iter(self._state if self._state is not None else ())
 
     def __eq__(self, other: object) -> bool:
         return self is other

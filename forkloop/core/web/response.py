@@ -766,6 +766,7 @@ class Response(StreamResponse):
 
 _SENTINEL: Final[Any] = object()
 _JSON_DUMPS: Final = json.dumps
+_new_object: Final[Any] = object.__new__
 _make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # None: no C accelerator
 # One C encoder with json.dumps' default settings (JSONEncoder.encode builds a new one per
 # call), and its table of containers being encoded (circular-reference detection).
@@ -787,21 +788,6 @@ _JSON_ENCODER: Any = (
 )
 
 
-def _json_dumps(data: Any) -> str:
-    """``json.dumps(data)``, the same text and errors, from the shared C encoder.
-
-    The marker table is empty between calls; it is not when another thread is inside an
-    encoding (a dict subclass's Python ``items()`` can let one in) or an encoding failed:
-    then json.dumps does it, and a failure empties the table."""
-    if _JSON_ENCODER is None or _JSON_MARKERS or isinstance(data, str):
-        return _JSON_DUMPS(data)
-    try:
-        return "".join(_JSON_ENCODER(data, 0))
-    except BaseException:
-        _JSON_MARKERS.clear()
-        raise
-
-
 def json_response(
     data: Any = _SENTINEL,
     *,
@@ -816,7 +802,40 @@ def json_response(
     if data is not _SENTINEL:
         if text or body:
             raise ValueError("only one of data, text, or body should be specified")
-        text = _json_dumps(data) if dumps is _JSON_DUMPS else dumps(data)
+        if (
+            dumps is not _JSON_DUMPS
+            or _JSON_ENCODER is None
+            or _JSON_MARKERS
+            or isinstance(data, str)
+        ):
+            text = dumps(data)
+        else:
+            # json.dumps(data) -- the same text and errors -- from the shared C encoder. Its
+            # marker table is empty between calls; it is not while another thread is inside
+            # an encoding (a dict subclass's Python items() can let one in) or after a failure:
+            # then json.dumps does it, and a failure empties the table.
+            try:
+                text = "".join(_JSON_ENCODER(data, 0))
+            except BaseException:
+                _JSON_MARKERS.clear()
+                raise
+    if (
+        body is None
+        and headers is None
+        and reason is None
+        and type(text) is str
+        and status in _PLAIN_STATUSES
+        and content_type
+        and ";" not in content_type
+    ):
+        # Response(text=text, ...)'s own fast path, without its keyword arguments.
+        response: Response = _new_object(Response)
+        response._status = status
+        response._reason = _PLAIN_STATUSES[status]
+        response._body = text.encode()
+        response._ctype = content_type
+        response._charset_value = "utf-8"
+        return response
     return Response(
         text=text,
         body=body,
