@@ -800,3 +800,38 @@ def test_property_random_pipelines_random_splits(
     got = summarize(feed_pieces(split_at(data, *offsets)))
     assert got == expected
     assert summarize(feed_pieces([data])) == expected
+
+
+# -- the version read from the fed request line -------------------------------------------
+
+_ONE_ZERO = req("GET /a HTTP/1.0\nHost: x\n\n")
+_ONE_ONE = req("POST /b?c=%20 HTTP/1.1\nHost: x\nContent-Length: 2\n\n", b"hi")
+
+
+@pytest.mark.parametrize(
+    ("label", "pieces", "versions"),
+    [
+        ("1.0 whole", [_ONE_ZERO], [(1, 0)]),
+        ("1.1 whole", [_ONE_ONE], [(1, 1)]),
+        ("1.0 byte by byte", bytewise(_ONE_ZERO), [(1, 0)]),
+        ("1.1 split in the version", split_at(_ONE_ONE, 18), [(1, 1)]),
+        ("1.1 split after the line", split_at(_ONE_ONE, 24), [(1, 1)]),
+        ("pipelined 1.1 then 1.0", [_ONE_ONE + _ONE_ZERO], [(1, 1), (1, 0)]),
+        (
+            "pipelined 1.0 then 1.1",
+            [req("GET / HTTP/1.0\nHost: x\nConnection: keep-alive\n\n") + _ONE_ONE],
+            [(1, 0), (1, 1)],
+        ),
+        ("second request fed alone", [_ONE_ONE, _ONE_ZERO], [(1, 1), (1, 0)]),
+        ("long target", [req(f"GET /{'x' * 3000} HTTP/1.0\nHost: x\n\n")], [(1, 0)]),
+        ("absolute form", [req("GET http://x/y HTTP/1.0\nHost: x\n\n")], [(1, 0)]),
+        ("asterisk form", [req("OPTIONS * HTTP/1.1\nHost: x\n\n")], [(1, 1)]),
+    ],
+)
+def test_version_from_the_line_matches_llhttp(
+    label: str, pieces: list[bytes], versions: list[tuple[int, int]]
+) -> None:
+    """Read from the fed bytes where the request began there whole, else asked of llhttp:
+    the same version either way, whatever the split or pipelining."""
+    heads = [e for e in feed_pieces(pieces) if isinstance(e, tuple) and e[0] == "head"]
+    assert [h[3] for h in heads] == versions, label
