@@ -4,7 +4,7 @@ Owns the mapping from a request to its label values: the method (unknown ones ar
 ``_OTHER``), the route *template* (``/users/{id}``; unmatched requests share one fixed value,
 never the raw path), the status, scheme and protocol version. Requests are not seen one by
 one: the server adds each to the observer's ``tally`` (``forkloop.core.web.tally``, compiled:
-a route lookup, a count, a sum and appends, without a Python call), and the store takes the
+a route lookup, a sum and appends, without a Python call), and the store takes the
 tally in before every read and every ``FOLD_INTERVAL_S``, when the entries become series
 (label strings made once per series) and their values are folded in bulk (series.py).
 Active requests are not counted per request: :meth:`HttpObserver.sample_active` counts the
@@ -92,17 +92,10 @@ class HttpObserver:
         source: runs before every read of the store)."""
         store = self.store
         for entry in self.tally.take():
-            method, route, status = entry.method, entry.route, entry.status
-            version, scheme = entry.version, entry.scheme
-            series = store.series_for(
-                (method, route, status, version, scheme),
-                _labels,
-                (method, version, scheme, status),
+            key = (entry.method, entry.route, entry.status, entry.version, entry.scheme)
+            store.series_for(key, _labels).add(
+                entry.duration_sum, entry.slow, entry.request_sizes, entry.response_sizes
             )
-            series.dsum += entry.duration_sum
-            series.dslow.extend(entry.slow)
-            series.qpending.extend(entry.request_sizes)
-            series.spending.extend(entry.response_sizes)
 
     def parse_error(self, status: int) -> None:
         errors = self.store.parse_errors

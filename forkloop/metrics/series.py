@@ -114,21 +114,17 @@ def _fold_sizes(sizes: list[int], counts: list[int]) -> None:
 
 
 class _RequestSeries:
-    """The three histograms of one request label set, built for the per-request path.
+    """The three histograms of one request label set, fed in bulk.
 
-    Per request (:meth:`observe`, which the observer inlines): the duration is added to the
-    sum, and kept aside only if it is beyond the first bucket; the body sizes are appended to
-    pending lists (a zero request body is not). :meth:`fold` turns the pending values into the
+    Requests arrive in batches (:meth:`add`, from the core's tally): the durations' sum is
+    added, the durations beyond the first bucket and the body sizes are appended to pending
+    lists (zero request bodies are left out). :meth:`fold` turns the pending values into the
     count, the size sums and the bucket counts in bulk (C-level ``sum`` and ``sort``, then a
     bisection per bound). Whatever reads the values folds first (:meth:`wire`, the properties,
     :meth:`Store.changed`), and the observers fold their store every ``FOLD_INTERVAL_S``,
     which bounds the pending lists. Bucket counts are per bucket, and the first buckets (fast
     requests, small bodies: most of them) are derived as the count less the others. The count
-    is also the series' version: it changes with every observation.
-
-    ``method``, ``versions``, ``scheme`` and ``status`` keep the raw values the series was
-    created for, so the observer can confirm a cached series by identity instead of hashing
-    a key.
+    is also the series' version: it changes with every request.
     """
 
     __slots__ = (
@@ -137,25 +133,16 @@ class _RequestSeries:
         "dslow",
         "dsum",
         "labels",
-        "method",
         "qcounts",
         "qpending",
         "qsum",
-        "scheme",
         "scounts",
         "spending",
         "ssum",
-        "status",
-        "versions",
     )
 
-    def __init__(
-        self,
-        labels: tuple[str, str, str, str, str],
-        raw: tuple[Any, Any, Any, Any] = (None, None, None, None),
-    ) -> None:
+    def __init__(self, labels: tuple[str, str, str, str, str]) -> None:
         self.labels = labels
-        self.method, self.versions, self.scheme, self.status = raw
         self.count = 0
         self.dcounts = [0] * (len(DURATION_BUCKETS) + 1)
         self.qcounts = [0] * (len(SIZE_BUCKETS) + 1)
@@ -167,14 +154,19 @@ class _RequestSeries:
         self.qpending: list[int] = []  # pending request body sizes, zeros left out
         self.spending: list[int] = []  # pending response body sizes: one per request
 
-    def observe(self, duration_s: float, request_bytes: int, response_bytes: int) -> None:
-        """One request (``HttpObserver.request_done`` does the same inline)."""
-        self.dsum += duration_s
-        if duration_s > FIRST_DURATION:
-            self.dslow.append(duration_s)
-        if request_bytes:
-            self.qpending.append(request_bytes)
-        self.spending.append(response_bytes)
+    def add(
+        self,
+        duration_sum: float,
+        slow: list[float],
+        request_sizes: list[int],
+        response_sizes: list[int],
+    ) -> None:
+        """A batch of requests: their durations' sum, the durations beyond the first bucket,
+        the nonzero request body sizes and every response body size (one per request)."""
+        self.dsum += duration_sum
+        self.dslow.extend(slow)
+        self.qpending.extend(request_sizes)
+        self.spending.extend(response_sizes)
 
     def fold(self) -> None:
         """Move the pending observations into the count, sums and buckets."""
@@ -246,36 +238,20 @@ class Store:
         # elsewhere between reads (the core's tally) move them into the series here.
         self.sources: list[Callable[[], None]] = []
 
-    # -- recording (the hot path) ---------------------------------------------------------
-
-    def record(
-        self,
-        key: object,
-        labels: Callable[[Any], tuple[str, str, str, str, str]],
-        duration_s: float,
-        request_bytes: int,
-        response_bytes: int,
-    ) -> None:
-        """One finished request; ``labels(key)`` is called only for a key not seen before."""
-        self.series_for(key, labels).observe(duration_s, request_bytes, response_bytes)
+    # -- recording ------------------------------------------------------------------------
 
     def series_for(
-        self,
-        key: object,
-        labels: Callable[[Any], tuple[str, str, str, str, str]],
-        raw: tuple[Any, Any, Any, Any] = (None, None, None, None),
-        *,
-        cache: bool = True,
+        self, key: object, labels: Callable[[Any], tuple[str, str, str, str, str]]
     ) -> _RequestSeries:
-        """The series of a raw key, created on first use; ``cache=False`` for keys that are
-        not long-lived (they would only grow the table)."""
-        series = self.requests.get(key) if cache else None
+        """The series of a raw key, created on first use; ``labels(key)`` is called only for
+        a key not seen before."""
+        series = self.requests.get(key)
         if series is None:
             label_values = labels(key)
             series = self._by_labels.get(label_values)
             if series is None:
-                series = self._by_labels[label_values] = _RequestSeries(label_values, raw)
-            if cache and len(self.requests) < 100_000:
+                series = self._by_labels[label_values] = _RequestSeries(label_values)
+            if len(self.requests) < 100_000:
                 self.requests[key] = series
         return series
 

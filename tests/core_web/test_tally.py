@@ -28,7 +28,13 @@ def _totals(taken: list[Any]) -> dict[tuple[Any, ...], list[Any]]:
     for e in taken:
         key = (e.route, e.status, e.method, e.version, e.scheme)
         assert key not in out  # one entry per key and take
-        out[key] = [e.count, e.duration_sum, e.slow, e.request_sizes, e.response_sizes]
+        out[key] = [
+            len(e.response_sizes),
+            e.duration_sum,
+            e.slow,
+            e.request_sizes,
+            e.response_sizes,
+        ]
     return out
 
 

@@ -14,6 +14,7 @@ from forkloop.metrics.aggregate import Aggregator
 from forkloop.metrics.listenq import listen_queues, parse_proc_net_tcp
 from forkloop.metrics.series import (
     DURATION_BUCKETS,
+    FIRST_DURATION,
     SIZE_BUCKETS,
     Histogram,
     Store,
@@ -24,8 +25,24 @@ KEY = ("GET", "/users/{id}", "200", "http", "1.1")
 ACTIVE = ("GET", "http")
 
 
+def _finish_with(
+    store: Store,
+    duration: float,
+    request_bytes: int,
+    response_bytes: int,
+    key: tuple[str, ...] = KEY,
+) -> None:
+    """One request, as a batch of one (what the observer's tally take does in bulk)."""
+    store.series_for(key, lambda k: k).add(
+        duration,
+        [duration] if duration > FIRST_DURATION else [],
+        [request_bytes] if request_bytes else [],
+        [response_bytes],
+    )
+
+
 def _finish(store: Store, duration: float = 0.01, key: tuple[str, ...] = KEY) -> None:
-    store.record(key, lambda k: k, duration, 10, 20)
+    _finish_with(store, duration, 10, 20, key)
 
 
 def test_histogram_buckets_by_upper_bound() -> None:
@@ -77,10 +94,6 @@ def test_pending_values_fold_into_exact_histograms(
             for histogram, value in zip(expected, step, strict=True):
                 histogram.observe(value)
     check()
-
-
-def _finish_with(store: Store, duration: float, request_bytes: int, response_bytes: int) -> None:
-    store.record(KEY, lambda k: k, duration, request_bytes, response_bytes)
 
 
 def test_a_read_in_between_sees_every_request() -> None:

@@ -573,7 +573,6 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         when a subclass overrides it."""
         if type(self)._make_request is not Application._make_request:
             return self._make_request
-        self._loop = loop
         return RequestFactory(self._client_max_size, loop)
 
     async def _handle(self, request: Request) -> StreamResponse:

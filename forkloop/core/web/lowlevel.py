@@ -32,7 +32,7 @@ from ..server.protocol import HttpProtocol
 from ..server.streams import StreamReader
 from .exceptions import HTTPException
 from .log import AbstractAccessLogger, AccessLogger, access_logger, server_logger
-from .request import BaseRequest, Request
+from .request import BaseRequest
 from .response import Response, StreamResponse
 from .tally import Tally
 
@@ -251,7 +251,7 @@ class Server:
                 if finished is not None:
                     finished(request, sent, duration, failure)
                 if tallies and sent is not None:
-                    match_info = request._match_info if isinstance(request, Request) else None
+                    match_info = request._match_info  # None outside an Application
                     route = match_info._route if match_info is not None else None
                     for tally in tallies:
                         tally.add(
@@ -268,7 +268,8 @@ class Server:
                     access.log(request, sent, duration)
 
     async def _answer_early(self, request: BaseRequest, response: StreamResponse) -> None:
-        """Send what the intercept answered, before the app."""
+        """Send what the intercept answered, before the app. (Its own coroutine, not a branch
+        joining handle()'s send: that join costs every request ~570 instructions in mypyc.)"""
         send_now = getattr(response, "_send_now", None)
         if send_now is None or not send_now(request):
             await response.prepare(request)

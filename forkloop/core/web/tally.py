@@ -6,7 +6,7 @@ in compiled code and without a Python-level call per request; it takes the entri
 needs current figures (:meth:`Tally.take`). The metrics observer does (``forkloop.metrics``).
 
 Per request: one dictionary lookup by route (the entry of that route's latest request,
-confirmed by its status, method, version and scheme), a count, a sum and list appends. Entries
+confirmed by its status, method, version and scheme), a sum and list appends. Entries
 are keyed by identity of the raw values; the observer maps them to labels. A route without a
 resource (the router's 404/405 route, made per request) counts under None.
 Imports nothing of ours; compiled by mypyc (setup.py).
@@ -28,11 +28,10 @@ class TallyEntry:
         self.method = method
         self.version = version
         self.scheme = scheme
-        self.count = 0
         self.duration_sum = 0.0
         self.slow: list[float] = []  # durations above the tally's slow_after, one each
         self.request_sizes: list[int] = []  # request body sizes, zeros left out
-        self.response_sizes: list[int] = []  # response body sizes, one per request
+        self.response_sizes: list[int] = []  # response body sizes: one per request, the count
 
 
 class Tally:
@@ -65,7 +64,6 @@ class Tally:
             or entry.scheme is not scheme
         ):
             entry = self._entry(route, status, method, version, scheme)
-        entry.count += 1
         entry.duration_sum += duration_s
         if duration_s > self.slow_after:
             entry.slow.append(duration_s)
