@@ -26,7 +26,9 @@ def free_port() -> int:
         return port
 
 
+# The first run on a machine installs autobahntestsuite into its own venv (minutes under load).
 @pytest.mark.slow
+@pytest.mark.timeout(660)
 def test_autobahn_sample(tmp_path: Path) -> None:
     env = {
         **os.environ,
