@@ -204,13 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in ("serve",):
+    if not args:
+        return _error("missing command (try: forkloop serve APP, or forkloop --help)", EXIT_CONFIG)
+    if args[0] not in ("serve",):
         parser = build_parser()
         if args and not args[0].startswith("-"):
             return _error(f"unknown command {args[0]!r} (try: forkloop serve APP)", EXIT_CONFIG)
         parser.parse_args(args)
         parser.print_help()
-        return EXIT_CONFIG if not args else 0
+        return 0
     return serve(args[1:])
 
 

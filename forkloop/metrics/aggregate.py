@@ -76,4 +76,5 @@ def _copy(values: WorkerValues) -> WorkerValues:
         ws_messages=dict(values.ws_messages),
         parse_errors=dict(values.parse_errors),
         lag=values.lag.copy(),
+        ws_sessions=values.ws_sessions.copy(),
     )

@@ -82,6 +82,12 @@ class HttpCollector(Collector):
             "WebSocket messages by direction.",
             labels=["direction", "worker"],
         )
+        ws_sessions = HistogramMetricFamily(
+            "forkloop_websocket_session_duration_seconds",
+            "Lifetime of closed WebSocket sessions, from the 101 response to the close.",
+            labels=["worker"],
+            unit="seconds",
+        )
         parse_errors = CounterMetricFamily(
             "forkloop_http_server_refused_requests",
             "Requests refused by the HTTP parser, by the status of the reply.",
@@ -97,12 +103,14 @@ class HttpCollector(Collector):
                 for key, value in sorted(values.active.items()):
                     active.add_metric([*key, worker], value)
                 ws_open.add_metric([worker], values.ws_open)
+            sessions = values.ws_sessions
+            ws_sessions.add_metric([worker], _buckets(sessions), sessions.total)
             for direction, count in sorted(values.ws_messages.items()):
                 ws_messages.add_metric([direction, worker], count)
             for status, count in sorted(values.parse_errors.items()):
                 parse_errors.add_metric([status, worker], count)
         yield from (duration, request_size, response_size, active)
-        yield from (ws_open, ws_messages, parse_errors)
+        yield from (ws_open, ws_messages, ws_sessions, parse_errors)
 
 
 class SupervisorCollector(Collector):

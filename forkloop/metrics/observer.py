@@ -15,6 +15,7 @@ Imports ``forkloop.metrics.series`` and the core's tally (servers are duck-typed
 from __future__ import annotations
 
 import asyncio
+from time import monotonic
 from typing import Any
 
 from forkloop.core.web.tally import Tally
@@ -48,7 +49,7 @@ def _labels(key: Any) -> tuple[str, str, str, str, str]:
 class HttpObserver:
     """Implements ``forkloop.core.hooks.Observer`` for the metrics store."""
 
-    __slots__ = ("_fold_timer", "servers", "store", "tally")
+    __slots__ = ("_fold_timer", "_ws_started", "servers", "store", "tally")
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -58,6 +59,8 @@ class HttpObserver:
         self.tally = Tally(FIRST_DURATION)
         store.sources.append(self.take_tally)
         self._fold_timer: asyncio.TimerHandle | None = None
+        # Open WebSocket sessions: id(request) -> when the session opened (monotonic).
+        self._ws_started: dict[int, float] = {}
 
     def attach(self, server: Any) -> None:
         self.servers.append(server)
@@ -104,10 +107,16 @@ class HttpObserver:
         self.store.scalar_changed()
 
     def ws_opened(self, request: Any) -> None:
+        self._ws_started[id(request)] = monotonic()
         self.store.ws_open += 1
         self.store.scalar_changed()
 
     def ws_closed(self, request: Any) -> None:
+        # A session's lifetime goes to its own histogram: the request's duration ended with
+        # its 101 response (the server times it so).
+        opened = self._ws_started.pop(id(request), None)
+        if opened is not None:
+            self.store.ws_sessions.observe(monotonic() - opened)
         self.store.ws_open -= 1
         self.store.scalar_changed()
 

@@ -21,6 +21,7 @@ __all__ = [
     "DURATION_BUCKETS",
     "HTTP_METHODS",
     "SIZE_BUCKETS",
+    "WS_SESSION_BUCKETS",
     "Histogram",
     "Store",
     "merge_into",
@@ -40,6 +41,10 @@ _FIRST_SIZE: Final = _SIZE_BOUNDS[0]
 FOLD_INTERVAL_S: Final = 0.5
 # Event-loop lag (seconds) reported by worker heartbeats.
 LAG_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# WebSocket session lifetimes (seconds): from a second to a working day.
+WS_SESSION_BUCKETS: Final = (
+    1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
+)  # fmt: skip
 # http.request.method values kept as they are; anything else is "_OTHER" (OTel semconv).
 HTTP_METHODS: Final = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
@@ -232,6 +237,7 @@ class Store:
         self.ws_open = 0
         self.ws_messages: dict[str, int] = {"received": 0, "sent": 0}
         self.parse_errors: dict[str, int] = {}
+        self.ws_sessions = Histogram(WS_SESSION_BUCKETS)  # closed sessions' lifetimes
         self.version = 0  # bumped on every change to the scalars above
         self._sent: dict[object, int] = {}  # labels (or "s") -> version last sent
         # Called before every read (fold, changed, series): observers that keep requests
@@ -301,6 +307,7 @@ class Store:
                     "ws_open": self.ws_open,
                     "ws_messages": self.ws_messages,
                     "parse_errors": self.parse_errors,
+                    "ws_sessions": self.ws_sessions.wire(),
                 },
             ]
 
@@ -341,6 +348,7 @@ class WorkerValues:
     ws_messages: dict[str, int] = field(default_factory=dict)
     parse_errors: dict[str, int] = field(default_factory=dict)
     lag: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS))
+    ws_sessions: Histogram = field(default_factory=lambda: Histogram(WS_SESSION_BUCKETS))
 
     def apply(self, record: list[Any]) -> None:
         """Take one wire record (the newest value of its series). Raises ValueError if bad."""
@@ -362,8 +370,30 @@ class WorkerValues:
             self.ws_open = int(scalars.get("ws_open", 0))
             self.ws_messages = {str(k): int(v) for k, v in scalars.get("ws_messages", {}).items()}
             self.parse_errors = {str(k): int(v) for k, v in scalars.get("parse_errors", {}).items()}
+            sessions = scalars.get("ws_sessions")
+            if sessions is not None:
+                self.ws_sessions = Histogram.from_wire(WS_SESSION_BUCKETS, sessions)
+        elif record[0] == "l" and len(record) == 2:
+            self.lag = Histogram.from_wire(LAG_BUCKETS, record[1])
         else:
             raise ValueError(f"unknown metrics record {record[0]!r}")
+
+    def records(self) -> list[list[Any]]:
+        """These values as wire records (:meth:`apply` takes them back; ``"l"``: the lag)."""
+        out: list[list[Any]] = [
+            ["r", *key, duration.wire(), request_size.wire(), response_size.wire()]
+            for key, (duration, request_size, response_size) in self.requests.items()
+        ]
+        scalars = {
+            "active": [[*k, v] for k, v in self.active.items()],
+            "ws_open": self.ws_open,
+            "ws_messages": self.ws_messages,
+            "parse_errors": self.parse_errors,
+            "ws_sessions": self.ws_sessions.wire(),
+        }
+        out.append(["s", scalars])
+        out.append(["l", self.lag.wire()])
+        return out
 
 
 def merge_into(retired: WorkerValues, gone: WorkerValues) -> None:
@@ -381,3 +411,4 @@ def merge_into(retired: WorkerValues, gone: WorkerValues) -> None:
     for status, count in gone.parse_errors.items():
         retired.parse_errors[status] = retired.parse_errors.get(status, 0) + count
     retired.lag.add(gone.lag)
+    retired.ws_sessions.add(gone.ws_sessions)

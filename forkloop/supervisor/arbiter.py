@@ -20,6 +20,7 @@ import os
 import random
 import selectors
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -89,6 +90,13 @@ class Arbiter:
         self.stop_requested_at: float | None = None
         self.listeners_closed = False
         self.upgrade_child: int | None = None
+        # USR2 hands a new master the listeners and these named side sockets (another layer's
+        # listeners, e.g. --metrics-bind; see sockets.py). upgrade_hooks run before the fork
+        # and return sockets for that new master only (closed here after the fork);
+        # halt_hooks run once the last worker has exited, before this master closes anything.
+        self.side_sockets: dict[str, socket.socket] = {}
+        self.upgrade_hooks: list[Callable[[], dict[str, socket.socket]]] = []
+        self.halt_hooks: list[Callable[[], None]] = []
         upgrade_from = self.environ.pop(UPGRADE_ENV, "")
         self.upgrade_parent = int(upgrade_from) if upgrade_from.isdigit() else None
         self.watcher = FileWatcher([os.getcwd()]) if config.reload else None
@@ -246,6 +254,11 @@ class Arbiter:
             self.upgrade_parent = None
 
     def _halt(self, action: Halt) -> int:
+        for hook in self.halt_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("a halt hook failed")
         if action.code:
             log.error("halting: %s", action.reason)
             reason = " ".join(action.reason.split())
@@ -463,19 +476,30 @@ class Arbiter:
             log.warning("USR2 ignored: this master cannot re-execute itself")
             return
         argv = self.exec_argv
+        side = dict(self.side_sockets)
+        once: dict[str, socket.socket] = {}
+        for hook in self.upgrade_hooks:
+            try:
+                once.update(hook())
+            except Exception:
+                log.exception("USR2: an upgrade hook failed")
         try:
             pid = os.fork()
         except OSError as exc:
             log.error("USR2: cannot fork: %s", exc)
-            return
+            pid = -1
         if pid == 0:  # pragma: no cover - replaced by exec; covered by an end-to-end test
             try:
                 SignalQueue.reset_in_child()
-                env = exec_environment(self.listeners, self.environ)
+                env = exec_environment(self.listeners, self.environ, {**side, **once})
                 env[UPGRADE_ENV] = str(self.pid)
                 os.execve(argv[0], argv, env)  # noqa: S606 - re-exec ourselves
             finally:
                 os._exit(127)
+        for sock in once.values():  # the new master's ends
+            sock.close()
+        if pid < 0:
+            return
         self.upgrade_child = pid
         log.info("USR2: started a new master %d", pid)
 

@@ -6,6 +6,12 @@ socket activation (``LISTEN_FDS``/``LISTEN_PID``/``LISTEN_FDNAMES``, sd_listen_f
 migrates a closed listener's queue: ``net.ipv4.tcp_migrate_req=1``), and handing the sockets
 to a re-executed master (USR2) through the same systemd variables.
 
+Besides the app listeners, a master may own *side sockets* that are not served by the workers
+(the ``--metrics-bind`` listener, the channel on which an old master hands its metrics totals
+to the new one). They travel the same way, told apart by their ``LISTEN_FDNAMES`` name
+(``forkloop-metrics``, ``forkloop-metrics-carry``): :func:`bind_all` sets them aside, and
+:func:`take_side_socket` gives them to their owner. Systemd may pass ``forkloop-metrics`` too.
+
 Workers inherit the master's sockets across ``fork``; in reuse-port mode the master only binds
 (reserving the port, never listening, so it gets no connections) and each worker opens its own
 listener on the same address.
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "SD_LISTEN_FDS_START",
+    "SIDE_SOCKET_NAMES",
     "BindError",
     "BindSpec",
     "Listener",
@@ -36,10 +43,21 @@ __all__ = [
     "open_worker_socket",
     "parse_bind",
     "parse_host_port",
+    "take_side_socket",
 ]
 
 SD_LISTEN_FDS_START = 3
 MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req"
+# Names of inherited sockets that are not app listeners (see the module docstring).
+SIDE_SOCKET_NAMES = frozenset({"forkloop-metrics", "forkloop-metrics-carry"})
+# Side sockets found by bind_all, waiting for take_side_socket(). Process-wide, as the
+# LISTEN_FDS variables they come from are.
+_side_sockets: dict[str, socket.socket] = {}
+
+
+def take_side_socket(name: str) -> socket.socket | None:
+    """The inherited side socket called ``name`` (once), or None."""
+    return _side_sockets.pop(name, None)
 
 
 class BindError(Exception):
@@ -250,6 +268,11 @@ def bind_all(
     if reuse_port:
         check_reuse_port()
     try:
+        side = [(fd, name) for fd, name in inherited if name in SIDE_SOCKET_NAMES]
+        for fd, name in side:
+            with contextlib.suppress(BindError):
+                _side_sockets[name] = _adopt_fd(fd, f"LISTEN_FDS socket {fd}")
+        inherited = [(fd, name) for fd, name in inherited if name not in SIDE_SOCKET_NAMES]
         if inherited:
             for fd, name in inherited:
                 sock = _adopt_fd(fd, f"LISTEN_FDS socket {fd}")
@@ -320,18 +343,25 @@ def close_all(listeners: Iterable[Listener], *, unlink: bool = True) -> None:
                 os.unlink(listener.owned_path)
 
 
-def exec_environment(listeners: list[Listener], base: Mapping[str, str]) -> dict[str, str]:
-    """In a forked child about to ``exec`` a new master: move the listeners to fds 3.. and
-    return the environment announcing them (LISTEN_PID is this child's pid)."""
+def exec_environment(
+    listeners: list[Listener],
+    base: Mapping[str, str],
+    side: Mapping[str, socket.socket] | None = None,
+) -> dict[str, str]:
+    """In a forked child about to ``exec`` a new master: move the listeners, then the named
+    ``side`` sockets, to fds 3.. and return the environment announcing them (LISTEN_PID is
+    this child's pid)."""
+    named = [(listener.sock, listener.name or "forkloop") for listener in listeners]
+    named += [(sock, name) for name, sock in (side or {}).items()]
     # First move every socket above the target range so dup2 never clobbers one we still need.
-    high = [fcntl_dup(listener.sock.fileno()) for listener in listeners]
+    high = [fcntl_dup(sock.fileno()) for sock, _ in named]
     for index, fd in enumerate(high):
         os.dup2(fd, SD_LISTEN_FDS_START + index, inheritable=True)
         os.close(fd)
     env = dict(base)
-    env["LISTEN_FDS"] = str(len(listeners))
+    env["LISTEN_FDS"] = str(len(named))
     env["LISTEN_PID"] = str(os.getpid())
-    env["LISTEN_FDNAMES"] = ":".join(listener.name or "forkloop" for listener in listeners)
+    env["LISTEN_FDNAMES"] = ":".join(name for _, name in named)
     return env
 
 

@@ -245,9 +245,13 @@ class Server:
             if request._cleanups is not None:
                 request._finish()
             if timed:
-                duration = (ended or perf_counter()) - started
                 if sent is None and response is not None and response.prepared:
                     sent = response
+                if not ended and sent is not None:
+                    # An upgraded request (WebSocket) lasts until its 101 went out; the
+                    # session after it is not an HTTP request's duration.
+                    ended = getattr(sent, "_switched_at", 0.0)
+                duration = (ended or perf_counter()) - started
                 if finished is not None:
                     finished(request, sent, duration, failure)
                 if tallies and sent is not None:

@@ -26,6 +26,7 @@ import asyncio
 import collections
 import json
 from collections.abc import Callable, Iterable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ..hooks import Observers
@@ -161,6 +162,9 @@ class WebSocketResponse(StreamResponse):
         self._failure_handle: asyncio.TimerHandle | None = None
         self._seen = False
         self._opened = False
+        # perf_counter() reading once the 101 went out: the server times the request to it,
+        # not to the end of the session (core/web/lowlevel.py).
+        self._switched_at = 0.0
 
     # -- the handshake ------------------------------------------------------------------
 
@@ -195,6 +199,7 @@ class WebSocketResponse(StreamResponse):
         if writer is None:  # pragma: no cover - StreamResponse returns None only after EOF
             raise RuntimeError("WebSocket response was already finished")
         await writer.drain()  # the 101 head goes out before any frame
+        self._switched_at = perf_counter()
         conn = request.protocol
         transport = conn.transport
         if transport is None:
