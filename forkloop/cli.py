@@ -40,9 +40,21 @@ EXIT_CONFIG = 2
 EXIT_BOOT_ERROR = 3
 
 
-def _error(message: str, code: int) -> int:
-    print(f"forkloop: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+def _error(message: str, code: int, args: Sequence[str] = ()) -> int:
+    """One line on stderr: a JSON object when JSON logs are on, or asked for by ``args`` or
+    the environment (an error before logging is set up)."""
+    logs.error_line(message, json_format=logs.is_json() or _json_asked(args))
     return code
+
+
+def _json_asked(args: Sequence[str]) -> bool:
+    if os.environ.get("FORKLOOP_LOG_FORMAT", "").strip().lower() == "json":
+        return True
+    pairs = zip(args, [*args[1:], ""], strict=True)
+    return any(
+        arg == "--log-format=json" or (arg, following) == ("--log-format", "json")
+        for arg, following in pairs
+    )
 
 
 def _run_worker(ctx: WorkerContext) -> int:
@@ -149,7 +161,7 @@ def serve(args: Sequence[str]) -> int:
         config = load_config(args)
         _check_runtime(config)
     except ConfigError as exc:
-        return _error(str(exc), exc.exit_code)
+        return _error(str(exc), exc.exit_code, args)
     logs.configure(config.log_level, config.log_format, config.log_file)
     try:
         listeners = bind_all(config.binds, backlog=config.backlog, reuse_port=config.reuse_port)

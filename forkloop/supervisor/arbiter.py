@@ -21,7 +21,6 @@ import random
 import selectors
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -261,8 +260,8 @@ class Arbiter:
                 log.exception("a halt hook failed")
         if action.code:
             log.error("halting: %s", action.reason)
-            reason = " ".join(action.reason.split())
-            print(f"forkloop: error: {reason}", file=sys.stderr, flush=True)
+            if not logs.is_json():  # in JSON mode the record above is the one line
+                logs.error_line(action.reason)
         else:
             log.info("stopped")
         return action.code
@@ -291,6 +290,9 @@ class Arbiter:
         entry = self.pipes.pop(pid, None)
         if entry is None:
             return
+        dump = entry[1].text()  # what was not a message: a faulthandler dump (JSON log mode)
+        if dump.strip():
+            log.error("worker %d: its traceback dump", pid, extra={"traceback": dump})
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(entry[0])
         with contextlib.suppress(OSError):

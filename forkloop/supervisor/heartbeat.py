@@ -18,7 +18,9 @@ Every message is a JSON object on one line with ``"v"`` (format version, current
 
 Unknown kinds and fields are kept (``Message.fields``) so that later versions, e.g. the
 metrics layer, can add data without breaking an older master. Lines that do not parse are
-counted and skipped, never fatal.
+counted and skipped, never fatal; their text is kept (the last ``MAX_TEXT_BYTES``) in
+``Decoder.text``: in JSON log mode a worker points faulthandler at this pipe, so that the
+master logs a stuck worker's traceback dump as one JSON record.
 
 Imports: stdlib only.
 """
@@ -42,6 +44,7 @@ __all__ = [
 ]
 
 VERSION = 1
+MAX_TEXT_BYTES = 64 * 1024  # of non-message text kept per pipe (a traceback dump)
 MAX_MESSAGE_BYTES = select.PIPE_BUF  # POSIX: writes up to PIPE_BUF bytes are atomic
 
 
@@ -93,6 +96,8 @@ class Decoder:
     def __init__(self) -> None:
         self._buffer = b""
         self.bad_lines = 0
+        self._text: list[bytes] = []
+        self._text_bytes = 0
 
     def feed(self, data: bytes) -> list[Message]:
         self._buffer += data
@@ -105,9 +110,25 @@ class Decoder:
             message = self._decode(line)
             if message is None:
                 self.bad_lines += 1
+                self._keep(line)
             else:
                 messages.append(message)
         return messages
+
+    def _keep(self, line: bytes) -> None:
+        self._text.append(line[:MAX_TEXT_BYTES])
+        self._text_bytes += len(self._text[-1]) + 1
+        while self._text_bytes > MAX_TEXT_BYTES and len(self._text) > 1:
+            self._text_bytes -= len(self._text.pop(0)) + 1
+
+    def text(self) -> str:
+        """The lines that were not messages (with a last unterminated one), and forget them."""
+        lines = self._text
+        if self._buffer and self._decode(self._buffer) is None:
+            lines.append(self._buffer[:MAX_TEXT_BYTES])
+            self._buffer = b""
+        self._text, self._text_bytes = [], 0
+        return b"\n".join(lines).decode("utf-8", "replace")
 
     @staticmethod
     def _decode(line: bytes) -> Message | None:

@@ -6,6 +6,12 @@ process writes -- logging records, ``print``, tracebacks, faulthandler's dumps o
 worker -- lands in it. USR1 reopens it (after logrotate moved it); workers inherit the
 descriptors and reopen on their own USR1.
 
+In JSON mode every line is one JSON object, whatever writes it: besides logging records,
+warnings, uncaught exceptions (main thread and others) and the one-line fatal errors
+(:func:`error_line`) are JSON objects, tracebacks in a field. (A stuck worker's faulthandler
+dump cannot be formatted where it is written: in JSON mode the worker writes it on its
+heartbeat pipe and the master logs it, see ``heartbeat.Decoder.text``.)
+
 Imports: stdlib only.
 """
 
@@ -15,9 +21,11 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
+from types import TracebackType
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure", "reopen"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure", "error_line", "is_json", "reopen"]
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -64,14 +72,59 @@ def reopen(path: str) -> None:
         os.close(fd)
 
 
+_json_format = False
+
+
+def is_json() -> bool:
+    """True once :func:`configure` set up the JSON format in this process."""
+    return _json_format
+
+
+def error_line(message: str, *, json_format: bool | None = None) -> None:
+    """A fatal error as one line on stderr: ``forkloop: error: ...`` or, in JSON mode (the
+    configured one unless ``json_format`` says), one JSON object at level error."""
+    text = " ".join(message.split())
+    if _json_format if json_format is None else json_format:
+        record = logging.makeLogRecord(
+            {"name": "forkloop", "levelname": "ERROR", "levelno": logging.ERROR, "msg": text}
+        )
+        line = JsonFormatter().format(record)
+    else:
+        line = f"forkloop: error: {text}"
+    print(line, file=sys.stderr, flush=True)
+
+
+def _log_uncaught(
+    kind: type[BaseException], value: BaseException, trace: TracebackType | None
+) -> None:
+    logging.getLogger("forkloop").critical("uncaught exception", exc_info=(kind, value, trace))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("forkloop").error(
+        "uncaught exception in thread %s",
+        name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
+
+
 def configure(level: str = "info", fmt: str = "text", log_file: str | None = None) -> None:
     """Configure the root logger of this process (master, or a worker after fork)."""
+    global _json_format
     if log_file:
         reopen(log_file)
+    _json_format = fmt == "json"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if _json_format else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    if _json_format:  # what Python itself would print as text goes through logging
+        logging.captureWarnings(True)
+        sys.excepthook = _log_uncaught
+        threading.excepthook = _log_uncaught_in_thread

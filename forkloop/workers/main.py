@@ -6,8 +6,10 @@ Owns: everything a worker does between ``fork`` and ``os._exit``:
    on every heartbeat, so a worker never outlives its master, even one killed with SIGKILL.
 2. Arm faulthandler: the master's abort signal (SIGABRT) makes it dump every thread's
    traceback to the log before the process dies -- this is how a blocked event loop is shown.
-3. Load the app (unless the master preloaded it); on failure send ``boot_error`` to the master
-   and exit 3.
+   In JSON log mode the dump goes to the heartbeat pipe and the master logs it as one JSON
+   record (faulthandler writes raw text, from a signal handler).
+3. Load the app (unless the master preloaded it); on failure log it (traceback included, in
+   the log format), send ``boot_error`` to the master and exit 3.
 4. Build its own event loop (uvloop or asyncio), serve on every listener through the engine's
    ``AppRunner`` + ``SockSite``, answer ``GET /-/healthz`` and ``GET /-/readyz`` before the
    app (``intercept``), and report ``ready``.
@@ -168,7 +170,7 @@ class Worker:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files on SIGABRT
         logs.configure(self.config.log_level, self.config.log_format)
-        faulthandler.enable(file=sys.stderr, all_threads=True)
+        self._arm_faulthandler(to_pipe=logs.is_json())
         for sig in (
             signal.SIGUSR1,
             signal.SIGUSR2,
@@ -186,6 +188,12 @@ class Worker:
         with asyncio.Runner(loop_factory=loop_factory(self.config.loop)) as runner:
             return runner.run(self._serve(app))
 
+    def _arm_faulthandler(self, *, to_pipe: bool) -> None:
+        if to_pipe and not self.pipe.broken:
+            faulthandler.enable(file=self.ctx.pipe_fd, all_threads=True)
+        else:
+            faulthandler.enable(file=sys.stderr, all_threads=True)
+
     def _load(self) -> Any:
         preloaded = self.ctx.preloaded
         if preloaded is None:
@@ -196,9 +204,8 @@ class Worker:
 
     def _boot_failed(self, exc: BaseException) -> int:
         detail = "".join(traceback.format_exception(exc))
-        sys.stderr.write(detail)
-        sys.stderr.flush()
         error = str(exc) if isinstance(exc, loader.AppLoadError) else loader.one_line(exc)
+        log.error("cannot serve %s: %s", self.config.app, error, exc_info=exc)
         self.pipe.send_blocking("boot_error", error=error, detail=detail[-3000:])
         return EXIT_BOOT_ERROR
 
@@ -254,6 +261,7 @@ class Worker:
                 await self._graceful()
         finally:
             heartbeat.cancel()
+            self._arm_faulthandler(to_pipe=False)  # the pipe's fd is about to close
             self.pipe.close()
         return 0
 
