@@ -8,6 +8,9 @@ Owns:
   rendered from a forkloop request/response, logged through gunicorn's access logger so
   ``--access-logfile``, ``--log-config`` and USR1 reopening apply unchanged.
 - ``limits_from_config``: gunicorn's ``--limit-request-*`` and ``--keep-alive`` as a ``Limits``.
+- The probes ``GET /-/healthz`` and ``GET /-/readyz``, answered before the app as the
+  supervised workers answer them (``forkloop.workers.probes``); readiness turns 503 once
+  gunicorn tells the worker to stop (TERM, ``--max-requests``, a new parent, INT/QUIT).
 
 Imports gunicorn (the ``gunicorn`` extra) and ``forkloop.core``; only ``forkloop.workers``'s lazy
 ``__getattr__`` imports this module.
@@ -63,6 +66,8 @@ from forkloop.core.http.limits import Limits
 from forkloop.core.web.app import Application
 from forkloop.core.web.log import AbstractAccessLogger
 from forkloop.core.web.runner import AppRunner, SockSite
+
+from .probes import Probes
 
 if TYPE_CHECKING:
     from forkloop.core.web.request import BaseRequest
@@ -433,6 +438,7 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
         self._runner: AppRunner | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._early_signals: list[int] = []
+        self._probes = Probes(self._draining)
 
     # gunicorn's Worker.init_process sets ``booted = True`` just before ``run()``, i.e. before
     # the app is built and the sockets are served. forkloop reports booted only once every
@@ -549,6 +555,10 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
         finally:
             _flush_logs()
             os._exit(1)
+
+    def _draining(self) -> bool:
+        """Readiness: 503 from the moment gunicorn (or the request budget) stops us."""
+        return self._stop_requested.is_set() or not self.alive
 
     def request_stop(self, *, graceful: bool) -> None:
         """Start the graceful (TERM) or quick (INT/QUIT) exit; a quick one overrides."""
@@ -716,6 +726,7 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
             observers.append(_CloseAfterResponse())
         kwargs: dict[str, Any] = {
             "handle_signals": False,
+            "intercept": self._probes.intercept,
             "logger": _error_logger(self.log),
             "limits": limits_from_config(self.cfg),
             "observers": observers,

@@ -12,7 +12,7 @@ Owns: everything a worker does between ``fork`` and ``os._exit``:
    the log format), send ``boot_error`` to the master and exit 3.
 4. Build its own event loop (uvloop or asyncio), serve on every listener through the engine's
    ``AppRunner`` + ``SockSite``, answer ``GET /-/healthz`` and ``GET /-/readyz`` before the
-   app (``intercept``), and report ``ready``.
+   app (``forkloop.workers.probes``), and report ``ready``.
 5. Send a heartbeat from the event loop (requests served, in flight, connections, loop lag),
    counted by an observer passed to ``AppRunner(observers=...)``.
 6. Stop on signals: TERM = shutdown drain (readiness 503 at once, keep serving
@@ -56,13 +56,13 @@ from forkloop.supervisor.sockets import open_worker_socket
 
 from . import loader
 from .accept import BalancedAcceptor
+from .probes import Probes
 
 __all__ = ["EXIT_BOOT_ERROR", "Counters", "Worker", "worker_main"]
 
 log = logging.getLogger("forkloop.worker")
 EXIT_BOOT_ERROR = 3
 PR_SET_PDEATHSIG = 1
-HEALTH_PREFIX = "/-/"
 
 
 def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
@@ -154,6 +154,7 @@ class Worker:
         hook = ctx.extra.get("heartbeat_fields")
         self._heartbeat_fields: Callable[[], Any] | None = hook if callable(hook) else None
         self.draining = False  # readiness 503
+        self.probes = Probes(lambda: self.draining)
         self.stop_kind: str | None = None  # "shutdown" | "retire" | "quick"
         self.stopped: asyncio.Event | None = None
         self.runner: Any = None
@@ -232,7 +233,7 @@ class Worker:
                 observers.extend(extra_observers(self.ctx))
             self.runner = AppRunner(
                 app,
-                intercept=self._intercept,
+                intercept=self.probes.intercept,
                 observers=observers,
                 access_log=logging.getLogger("forkloop.access") if self.config.access_log else None,
                 shutdown_timeout=max(0.1, self.config.graceful_timeout_s * 0.8),
@@ -303,23 +304,6 @@ class Worker:
             if listener.reuse_port:
                 with contextlib.suppress(OSError):
                     listener.sock.close()
-
-    # ------------------------------------------------------------------ health
-
-    def _intercept(self, request: Any) -> Any:
-        path = request.raw_path
-        if not path.startswith(HEALTH_PREFIX):
-            return None
-        from forkloop.core.web.response import Response
-
-        path = path.partition("?")[0]
-        if path == "/-/healthz":
-            return Response(text="ok\n")
-        if path == "/-/readyz":
-            if self.draining:
-                return Response(status=503, text="draining\n")
-            return Response(text="ready\n")
-        return None
 
     # ------------------------------------------------------------------ heartbeat
 
