@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import itertools
 import logging
 import os
 import ssl
@@ -50,10 +51,9 @@ def _error(message: str, code: int, args: Sequence[str] = ()) -> int:
 def _json_asked(args: Sequence[str]) -> bool:
     if os.environ.get("FORKLOOP_LOG_FORMAT", "").strip().lower() == "json":
         return True
-    pairs = zip(args, [*args[1:], ""], strict=True)
     return any(
         arg == "--log-format=json" or (arg, following) == ("--log-format", "json")
-        for arg, following in pairs
+        for arg, following in itertools.pairwise([*args, ""])
     )
 
 
