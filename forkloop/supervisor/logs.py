@@ -7,7 +7,7 @@ worker -- lands in it. USR1 reopens it (after logrotate moved it); workers inher
 descriptors and reopen on their own USR1.
 
 In JSON mode every line is one JSON object, whatever writes it: besides logging records,
-warnings, uncaught exceptions (main thread and others) and the one-line fatal errors
+warnings, uncaught and unraisable exceptions (any thread) and the one-line fatal errors
 (:func:`error_line`) are JSON objects, tracebacks in a field. (A stuck worker's faulthandler
 dump cannot be formatted where it is written: in JSON mode the worker writes it on its
 heartbeat pipe and the master logs it, see ``heartbeat.Decoder.text``.)
@@ -111,6 +111,17 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     )
 
 
+def _log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    value = unraisable.exc_value
+    trace = unraisable.exc_traceback
+    logging.getLogger("forkloop").error(
+        "%s: %r",
+        unraisable.err_msg or "Exception ignored in",
+        unraisable.object,
+        exc_info=(type(value), value, trace) if value is not None else None,
+    )
+
+
 def configure(level: str = "info", fmt: str = "text", log_file: str | None = None) -> None:
     """Configure the root logger of this process (master, or a worker after fork)."""
     global _json_format
@@ -124,7 +135,21 @@ def configure(level: str = "info", fmt: str = "text", log_file: str | None = Non
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    if _json_format:  # what Python itself would print as text goes through logging
-        logging.captureWarnings(True)
+    _route_python_output(_json_format)
+
+
+def _route_python_output(json_format: bool) -> None:
+    """In JSON mode what Python itself would print as text (warnings, uncaught and unraisable
+    exceptions) goes through logging; back in text mode our hooks give way to the defaults."""
+    logging.captureWarnings(json_format)
+    if json_format:
         sys.excepthook = _log_uncaught
         threading.excepthook = _log_uncaught_in_thread
+        sys.unraisablehook = _log_unraisable
+        return
+    if sys.excepthook is _log_uncaught:
+        sys.excepthook = sys.__excepthook__
+    if threading.excepthook is _log_uncaught_in_thread:
+        threading.excepthook = threading.__excepthook__
+    if sys.unraisablehook is _log_unraisable:
+        sys.unraisablehook = sys.__unraisablehook__

@@ -16,7 +16,6 @@ import contextlib
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -95,7 +94,7 @@ def fork_worker(
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
-            traceback.print_exc()
+            sys.excepthook(*sys.exc_info())  # a traceback, in the log format (logs.configure)
             code = 1
         finally:
             with contextlib.suppress(Exception):

@@ -53,7 +53,11 @@ def records(text: str) -> list[dict[str, Any]]:
 
 
 def test_a_worker_that_cannot_import_its_app_logs_json_only(serve: Any, app_dir: Path) -> None:
-    (app_dir / "broken.py").write_text("import no_such_module_for_forkloop_tests\n")
+    (app_dir / "broken.py").write_text(
+        "import warnings\n"
+        "warnings.warn('forkloop-test-warning', stacklevel=1)\n"
+        "import no_such_module_for_forkloop_tests\n"
+    )
     served: Served = serve("-w", "2", "--log-format", "json", ready=False, app="broken:app")
     assert served.proc.wait(30) == 3
     logged = records(served.log)
@@ -63,6 +67,7 @@ def test_a_worker_that_cannot_import_its_app_logs_json_only(serve: Any, app_dir:
     assert any("Traceback (most recent call last)" in t for t in tracebacks)
     assert any(r["message"].startswith("halting: cannot import 'broken'") for r in logged)
     assert {r["level"] for r in logged} <= {"debug", "info", "warning", "error", "critical"}
+    assert any("forkloop-test-warning" in r["message"] for r in logged)  # Python's warnings
     print(f"boot failure: {len(logged)} lines, all JSON, {len(tracebacks)} with a traceback")
 
 
