@@ -61,11 +61,12 @@ def test_usr2_with_metrics_bind_hands_over_the_metrics_port_and_totals(serve: An
     port = int(served.wait_log(r"metrics: http://127\.0\.0\.1:(\d+)/metrics").group(1))
     scraper = Scraper(port)
     scraper.start()
-    load = served.load(5.0, connections=4, background=True)
+    load = served.load(8.0, connections=4, background=True)
     new_master = 0
     try:
-        time.sleep(1.0)
-        before = _total(_scrape(port))
+        deadline = time.monotonic() + 4
+        while (before := _total(_scrape(port))) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the workers report every half second
         served.send(signal.SIGUSR2)
         new_master = int(served.wait_log(r"USR2: started a new master (\d+)").group(1))
         served.wait_log(r"upgrade complete: stopping the previous master", timeout=30)
