@@ -8,11 +8,13 @@ import signal
 import threading
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .conftest import Served, alive, finish_load
+from .test_e2e import http_get
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +99,32 @@ def test_usr2_with_metrics_bind_hands_over_the_metrics_port_and_totals(serve: An
         scraper.done.set()
         if new_master:
             _stop(new_master)
+
+
+def test_a_failed_usr2_keeps_the_metrics_and_a_second_one_carries_the_totals(
+    serve: Any, app_dir: Path
+) -> None:
+    served: Served = serve("-w", "1", "--no-access-log", "--metrics-bind", "127.0.0.1:0")
+    port = int(served.wait_log(r"metrics: http://127\.0\.0\.1:(\d+)/metrics").group(1))
+    for _ in range(20):
+        assert http_get(served.port, "/pid")[0] == 200
+    deadline = time.monotonic() + 10
+    while _total(_scrape(port)) < 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _total(_scrape(port)) == 20
+    good = (app_dir / "app.py").read_text()
+    (app_dir / "app.py").write_text("raise RuntimeError('broken on purpose')\n")
+    served.send(signal.SIGUSR2)
+    served.wait_log(r"the upgraded master \d+ exited", timeout=30)
+    assert _total(_scrape(port)) == 20  # the old master still answers, and counts
+    assert http_get(served.port, "/pid")[0] == 200
+    (app_dir / "app.py").write_text(good)
+    mark = len(served.log)
+    served.send(signal.SIGUSR2)
+    new_master = int(served.wait_log(r"USR2: started a new master (\d+)", start=mark).group(1))
+    try:
+        served.wait_log(r"upgrade complete", timeout=30, start=mark)
+        assert served.proc.wait(30) == 0
+        assert _total(_scrape(port)) == 21  # the 20, and the /pid during the failed upgrade
+    finally:
+        _stop(new_master)
