@@ -25,6 +25,7 @@ The web core never imports this package; it reports through ``forkloop.core.hook
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import socket
@@ -100,18 +101,31 @@ def worker_observers(ctx: Any) -> list[object]:
     return [WorkerMetricsObserver(store, sender)]
 
 
+class _ErrorsToLog(io.StringIO):
+    """``wsgi.errors`` of the exposition: what wsgiref would print on stderr (a failing
+    collector's traceback) is logged as one record at each flush."""
+
+    def flush(self) -> None:
+        text = self.getvalue().rstrip()
+        if text:
+            log.error("metrics exposition failed: %s", text)
+        self.seek(0)
+        self.truncate()
+
+
 class _QuietHandler(WSGIRequestHandler):
-    """No access log line per scrape (and nothing written to stderr outside logging)."""
+    """No access log line per scrape, and nothing written to stderr outside logging."""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def get_stderr(self) -> io.StringIO:
+        return _ErrorsToLog()
 
 
 class _ExpositionServer(WSGIServer):
     """prometheus_client's WSGI app served on a socket we already bound (or inherited):
     one thread per scrape, like prometheus_client's own server."""
-
-    daemon_threads = True
 
     def __init__(self, sock: socket.socket, app: Any) -> None:
         super().__init__(sock.getsockname()[:2], _QuietHandler, bind_and_activate=False)
@@ -175,7 +189,6 @@ def _receive_carry(sock: socket.socket, aggregator: Aggregator, wait_s: float) -
         while totals is None:
             left = deadline - time.monotonic()
             if left <= 0:
-                log.warning("the previous master sent no metrics totals: starting from zero")
                 break
             sock.settimeout(left)
             try:
@@ -191,6 +204,7 @@ def _receive_carry(sock: socket.socket, aggregator: Aggregator, wait_s: float) -
                     totals = list(json.loads(line)["records"])
                 break
     if totals is None:
+        log.warning("metrics: the previous master sent no totals; counting from zero")
         return
     values = WorkerValues()
     for record in totals:
