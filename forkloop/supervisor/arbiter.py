@@ -33,7 +33,7 @@ from .reloader import FileWatcher
 from .scoreboard import Scoreboard
 from .signals import SignalQueue
 from .snapshot import Snapshot, take
-from .sockets import Listener, close_all, exec_environment
+from .sockets import Listener, close_all, close_side_sockets, exec_environment
 
 __all__ = ["UPGRADE_ENV", "Arbiter", "settings_from"]
 
@@ -113,6 +113,7 @@ class Arbiter:
         return take(self.state, self.clock())
 
     def run(self) -> int:
+        close_side_sockets()  # every layer took its own by now
         self.signals.install()
         self.selector.register(self.signals.fileno(), selectors.EVENT_READ)
         try:

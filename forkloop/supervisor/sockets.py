@@ -39,6 +39,7 @@ __all__ = [
     "bind_all",
     "check_reuse_port",
     "close_all",
+    "close_side_sockets",
     "exec_environment",
     "open_worker_socket",
     "parse_bind",
@@ -58,6 +59,13 @@ _side_sockets: dict[str, socket.socket] = {}
 def take_side_socket(name: str) -> socket.socket | None:
     """The inherited side socket called ``name`` (once), or None."""
     return _side_sockets.pop(name, None)
+
+
+def close_side_sockets() -> None:
+    """Close the inherited side sockets nobody took (e.g. metrics turned off across a USR2)."""
+    while _side_sockets:
+        with contextlib.suppress(OSError):
+            _side_sockets.popitem()[1].close()
 
 
 class BindError(Exception):
