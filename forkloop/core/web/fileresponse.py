@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import errno
 import mimetypes
 import os
 import pathlib
@@ -96,19 +97,19 @@ def accepted_encodings(accept_encoding: str) -> set[str]:
     return out
 
 
-def parse_ranges(value: str, size: int) -> list[tuple[int, int]] | None:
+def parse_ranges(value: str, size: int) -> list[tuple[int, int]]:
     """Satisfiable ranges of a ``Range: bytes=...`` value as ``(start, end_exclusive)`` pairs.
 
-    Returns None when the header must be ignored (another range unit), ``[]`` when no range is
-    satisfiable, and raises ``ValueError`` when the value is malformed or asks for too many
-    ranges. Overlapping and adjacent ranges are merged, in ascending order (RFC 9110 section
-    14.2 allows coalescing).
+    Returns ``[]`` when no range is satisfiable, and raises ``ValueError`` when the value is
+    malformed, asks for too many ranges or names a unit other than ``bytes`` (any case), which
+    aiohttp answers with 416 as well. Overlapping and adjacent ranges are merged, in ascending
+    order (RFC 9110 section 14.2 allows coalescing).
     """
     unit, sep, spec = value.partition("=")
     if not sep:
         raise ValueError("malformed Range header")
     if unit.strip().lower() != "bytes":
-        return None
+        raise ValueError("unknown range unit")
     items = [item.strip() for item in spec.split(",")]
     if len(items) > MAX_RANGES:
         raise ValueError("too many ranges")
@@ -129,7 +130,7 @@ def _parse_range(item: str, size: int) -> tuple[int, int] | None:
     """One ``first-last`` / ``first-`` / ``-suffix`` spec; None when unsatisfiable."""
     first, dash, last = item.partition("-")
     first, last = first.strip(), last.strip()
-    if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+    if not dash or not _digits_or_empty(first) or not _digits_or_empty(last):
         raise ValueError(f"malformed byte range {item!r}")
     if first == "":
         if last == "":
@@ -141,6 +142,11 @@ def _parse_range(item: str, size: int) -> tuple[int, int] | None:
     if last != "" and end <= start:
         raise ValueError(f"malformed byte range {item!r}")
     return (start, min(end, size)) if start < size else None
+
+
+def _digits_or_empty(text: str) -> bool:
+    # ASCII only: str.isdigit() also takes other scripts' digits, which int() would then read.
+    return text == "" or (text.isascii() and text.isdigit())
 
 
 def _etag_matches(tags: Sequence[ETag], etag: str, *, weak: bool) -> bool:
@@ -179,8 +185,6 @@ def plan(method: str, headers: Mapping[str, str], etag: str, mtime_s: int, size:
         ranges = parse_ranges(range_value, size)
     except ValueError:
         return Plan(416)
-    if ranges is None:
-        return Plan(200)
     if not ranges:
         return Plan(416)
     return Plan(206, tuple(ranges))
@@ -213,8 +217,10 @@ def _if_range_matches(value: str, etag: str, mtime_s: int) -> bool:
         tags = parse_etags(value) or ()
         # If-Range needs a strong comparison (RFC 9110 section 13.1.5).
         return any(not t.is_weak and t.value == etag for t in tags)
+    # aiohttp honours the range when the file is not newer than the date (a date in the future
+    # included), where RFC 9110 asks for an exact match; a migrating client sees the same answer.
     date = parse_http_date(value)
-    return date is not None and int(date.timestamp()) == mtime_s
+    return date is not None and mtime_s <= date.timestamp()
 
 
 def content_type_for(path: pathlib.Path) -> str:
@@ -261,7 +267,13 @@ def _open_representation(path: pathlib.Path, accept_encoding: str) -> _Opened:
 
 def _open_regular(path: pathlib.Path) -> IO[bytes]:
     # O_NONBLOCK: opening a FIFO must not block the executor thread.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        # A socket cannot be opened at all (ENXIO): refuse it like any special file, 403.
+        if exc.errno == errno.ENXIO:
+            raise PermissionError(f"{path} is not a regular file") from exc
+        raise
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -386,15 +398,11 @@ class FileResponse(StreamResponse):
             opened.file.close()
 
     async def _error(self, request: BaseRequest, status: int) -> PayloadWriter | None:
-        from .exceptions import HTTPForbidden, HTTPNotFound
-
-        exc = HTTPNotFound() if status == 404 else HTTPForbidden()
+        # aiohttp answers a file it cannot serve with the bare status: no body.
         self.set_status(status)
-        body = exc.text.encode() if exc.text else b""
-        self.content_type = "text/plain"
-        self.content_length = len(body)
+        self.content_length = 0
         writer = await super().prepare(request)
-        await self.write_eof(body)
+        await self.write_eof()
         return writer
 
     async def _prepare_file(self, request: BaseRequest, opened: _Opened) -> PayloadWriter | None:

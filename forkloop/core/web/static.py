@@ -6,12 +6,15 @@ traversal-proof mapping of a URL tail to a file under the root, directory indexe
 ``FileResponse``.
 
 Path safety (``resolve_static_path``): the tail after the prefix, already percent-decoded once
-by the router, is split on ``/``; every segment must be a plain name -- no ``.``/``..``, no
-empty segment (so no absolute path), no backslash, NUL or drive letter (``C:``). The joined
-path is then resolved (symlinks followed) and must stay under the resolved root (``commonpath``,
-as Starlette's ``lookup_path``) unless ``follow_symlinks`` is set; with ``follow_symlinks`` the
-*unresolved* path is still under the root because no segment can climb. Hostile shapes answer
-403, names that do not exist (or leave the root through a symlink) 404.
+by the router, is split on ``/`` and its dot segments are removed as RFC 3986 section 5.2.4
+removes them from a URL path (aiohttp's router sees the path after yarl did exactly that, so
+``/static/sub/..`` is the root's index there too); a ``..`` that would climb above the root, a
+leading ``/`` (an absolute path), a backslash, NUL, control character or drive letter (``C:``)
+is refused. The joined path is then resolved (symlinks followed) and must stay under the
+resolved root (``commonpath``, as Starlette's ``lookup_path``) unless ``follow_symlinks`` is
+set; with ``follow_symlinks`` the *unresolved* path is still under the root because no segment
+can climb. Everything refused answers 404, as aiohttp does (a 404 tells a prober less than a
+403 would); a directory without ``show_index`` and an unreadable file answer 403.
 
 Imports: ``.urldispatcher`` (PrefixResource and friends), ``.fileresponse``, ``.response``,
 ``.exceptions``.
@@ -57,27 +60,33 @@ _URL_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 class UnsafePathError(Exception):
-    """The URL tail is a traversal attempt (answered 403)."""
+    """The URL tail is a traversal attempt or an absolute path (answered 404, as aiohttp)."""
 
 
 def split_static_tail(tail: str) -> list[str]:
-    """Validate a decoded URL tail; return its segments. A trailing ``/`` is allowed.
+    """Validate a decoded URL tail; return its segments with dot segments removed.
 
-    Raises ``UnsafePathError`` for ``.``/``..``, empty segments, backslashes, NUL, control
-    characters and drive letters.
+    Empty segments (``a//b``) and ``.`` are dropped and ``..`` removes the segment before it,
+    as a URL path is normalised (RFC 3986 section 5.2.4). Raises ``UnsafePathError`` for a
+    leading ``/`` (absolute path), a ``..`` above the root, backslashes, NUL, control characters
+    and drive letters.
     """
-    if tail.endswith("/"):
-        tail = tail[:-1]
-    if not tail:
-        return []
-    segments = tail.split("/")
-    for seg in segments:
-        if seg in ("", ".", ".."):
-            raise UnsafePathError(f"segment {seg!r}")
+    if tail.startswith("/"):
+        raise UnsafePathError("absolute path")
+    segments: list[str] = []
+    for seg in tail.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if not segments:
+                raise UnsafePathError("climbs above the root")
+            segments.pop()
+            continue
         if "\\" in seg or "\x00" in seg or _DRIVE_RE.match(seg):
             raise UnsafePathError(f"segment {seg!r}")
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in seg):
             raise UnsafePathError("control character")
+        segments.append(seg)
     return segments
 
 
@@ -196,9 +205,7 @@ class StaticResource(PrefixResource):
         if append_version is None:
             append_version = self._append_version
         name = str(filename).lstrip("/")
-        url = URL.build(
-            path=self._prefix + "/" + quote(name, safe="/:@!$&'()*+,;=-._~"), encoded=True
-        )
+        url = URL.build(path=self._prefix + "/" + quote(name, safe=_URL_SAFE), encoded=True)
         if not append_version:
             return url
         version = self._file_version(name)
@@ -232,9 +239,7 @@ class StaticResource(PrefixResource):
         loop = asyncio.get_running_loop()
         try:
             path, is_dir = await loop.run_in_executor(None, self._lookup, tail)
-        except UnsafePathError:
-            raise HTTPForbidden() from None
-        except (FileNotFoundError, NotADirectoryError):
+        except (UnsafePathError, FileNotFoundError, NotADirectoryError):
             raise HTTPNotFound() from None
         except PermissionError:
             raise HTTPForbidden() from None
@@ -253,10 +258,11 @@ class StaticResource(PrefixResource):
         return path, path.is_dir()
 
     def _index_html(self, path: Path, tail: str) -> str:
-        """An HTML listing of ``path``; names escaped, links percent-encoded."""
-        rel = tail.strip("/")
-        shown = f"{self._prefix}/{rel}" if rel else f"{self._prefix}/"
-        base = f"{self._prefix}/{rel}/" if rel else f"{self._prefix}/"
+        """An HTML listing of ``path`` as aiohttp writes it: titled ``Index of /<dir relative to
+        the root>`` (``/.`` for the root), names escaped, links percent-encoded by yarl."""
+        rel = "/".join(split_static_tail(tail)) or "."
+        title = f"Index of /{html.escape(rel)}"
+        base = self._prefix + "/" + ("" if rel == "." else rel + "/")
         items = []
         for entry in sorted(path.iterdir(), key=lambda p: p.name):
             try:
@@ -264,9 +270,9 @@ class StaticResource(PrefixResource):
             except OSError:
                 continue
             label = entry.name + ("/" if is_dir else "")
-            href = quote(base + entry.name, safe=_URL_SAFE) + ("/" if is_dir else "")
-            items.append(f'<li><a href="{html.escape(href)}">{html.escape(label)}</a></li>')
-        title = html.escape(f"Index of {shown}")
+            # yarl percent-encodes '"', '<' and '>', so the link needs no HTML escaping.
+            href = URL.build(path=base + entry.name, encoded=False).raw_path
+            items.append(f'<li><a href="{href}">{html.escape(label)}</a></li>')
         return (
             f"<html>\n<head>\n<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n"
             f"<ul>\n{chr(10).join(items)}\n</ul>\n</body>\n</html>"
