@@ -12,6 +12,7 @@ unless its ``headers`` are asked for; the content type lives in two attributes u
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import enum
 import json
@@ -71,6 +72,11 @@ def _ctype_line(ctype: str | None, charset: str | None) -> bytes:
         if len(_CTYPE_LINES) < 256:
             _CTYPE_LINES[key] = line
     return line
+
+
+def _is_etagc(value: str) -> bool:
+    """``1*etagc`` (RFC 9110 section 8.8.3): ``!``, ``#``..``~`` and obs-text (0x80-0xFF)."""
+    return bool(value) and all(c == "!" or "#" <= c <= "~" or "\x80" <= c <= "\xff" for c in value)
 
 
 def _body_forbidden(method: str, status: int) -> bool:
@@ -197,6 +203,7 @@ class StreamResponse(MutableMapping[str, Any]):
         return f"{ctype}; charset={charset}" if charset else ctype
 
     def _ctype_parts(self) -> tuple[str | None, str | None]:
+        """The media type and charset as set (unparsed), or ``(None, None)`` when none is."""
         if self._ctype is not None:
             return self._ctype, self._charset_value
         if self._headers is None:
@@ -207,31 +214,56 @@ class StreamResponse(MutableMapping[str, Any]):
         ctype, params = parse_content_type(raw)
         return ctype, params.get("charset")
 
+    def _parsed_ctype(self) -> tuple[str, dict[str, str]]:
+        """The ``Content-Type`` that will be sent, read as aiohttp reads it: the media type
+        without parameters, lower-cased, ``application/octet-stream`` when absent or not one
+        ``type/subtype`` (as ``email``'s parser, which aiohttp uses, decides), and the
+        parameters."""
+        if self._ctype is not None:
+            raw: str | None = self._render_ctype(self._ctype, self._charset_value)
+        elif self._headers is not None:
+            raw = self._headers.get(CONTENT_TYPE)
+        else:
+            raw = None
+        if raw is None:
+            return _OCTET, {}
+        ctype, params = parse_content_type(raw)
+        return (ctype if ctype.count("/") == 1 else _OCTET), params
+
+    def _set_ctype_params(self, ctype: str, params: dict[str, str]) -> None:
+        # The charset alone stays in its own attribute (the form the send path caches);
+        # other parameters are kept, in order, as aiohttp keeps them.
+        if params.keys() <= {"charset"}:
+            self._set_ctype(ctype, params.get("charset"))
+        else:
+            self._set_ctype("; ".join([ctype, *(f"{k}={v}" for k, v in params.items())]), None)
+
     @property
     def content_type(self) -> str:
-        ctype, _ = self._ctype_parts()
-        return ctype if ctype is not None else _OCTET
+        return self._parsed_ctype()[0]
 
     @content_type.setter
     def content_type(self, value: str) -> None:
-        _, charset = self._ctype_parts()
-        self._set_ctype(str(value), charset)
+        # aiohttp: the new value as given, followed by the parameters already set.
+        self._set_ctype_params(str(value), self._parsed_ctype()[1])
 
     @property
     def charset(self) -> str | None:
-        return self._ctype_parts()[1]
+        return self._parsed_ctype()[1].get("charset")
 
     @charset.setter
     def charset(self, value: str | None) -> None:
-        ctype, _ = self._ctype_parts()
-        if ctype is None or ctype == _OCTET:
-            if value is not None:
-                raise RuntimeError(
-                    "Setting charset for application/octet-stream doesn't make sense, "
-                    "setup content_type first"
-                )
-            ctype = _OCTET
-        self._set_ctype(ctype, value.lower() if value else None)
+        ctype, params = self._parsed_ctype()
+        if ctype == _OCTET:
+            raise RuntimeError(
+                "Setting charset for application/octet-stream doesn't make sense, "
+                "setup content_type first"
+            )
+        if value is None:
+            params.pop("charset", None)
+        else:
+            params["charset"] = str(value).lower()
+        self._set_ctype_params(ctype, params)
 
     def _set_ctype(self, ctype: str, charset: str | None) -> None:
         if self._headers is None:
@@ -270,7 +302,10 @@ class StreamResponse(MutableMapping[str, Any]):
         elif isinstance(value, int | float):
             self.headers["Last-Modified"] = formatdate(math.ceil(value), usegmt=True)
         elif isinstance(value, datetime.datetime):
-            self.headers["Last-Modified"] = formatdate(value.timestamp(), usegmt=True)
+            # As aiohttp: a fraction of a second rounds up (the resource is not older than
+            # the date sent), and a naive datetime is UTC.
+            stamp = calendar.timegm(value.utctimetuple()) + (1 if value.microsecond else 0)
+            self.headers["Last-Modified"] = formatdate(stamp, usegmt=True)
         elif isinstance(value, str):
             self.headers["Last-Modified"] = value
         else:
@@ -287,9 +322,9 @@ class StreamResponse(MutableMapping[str, Any]):
             return ETag("*")
         weak = raw.startswith("W/")
         value = raw[2:] if weak else raw
-        if len(value) >= 2 and value[0] == value[-1] == '"':
+        if len(value) >= 2 and value[0] == value[-1] == '"' and _is_etagc(value[1:-1]):
             return ETag(value[1:-1], weak)
-        return None
+        return None  # not an entity-tag (RFC 9110 section 8.8.3), as aiohttp reads it
 
     @etag.setter
     def etag(self, value: ETag | str | None) -> None:
@@ -299,11 +334,15 @@ class StreamResponse(MutableMapping[str, Any]):
             return
         if isinstance(value, str):
             value = ETag(value)
-        if value.value == "*" and not value.is_weak:
+        elif not isinstance(value, tuple) or not isinstance(getattr(value, "value", None), str):
+            raise ValueError(
+                f"Unsupported etag type: {type(value)}. etag must be str, ETag or None"
+            )
+        if value.value == "*":
             self.headers["ETag"] = "*"
             return
-        if '"' in value.value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value.value):
-            raise ValueError(f"Unsupported etag value: {value.value!r}")
+        if not _is_etagc(value.value):
+            raise ValueError(f"Value {value.value!r} is not a valid etag. Maybe it contains '\"'?")
         self.headers["ETag"] = ("W/" if value.is_weak else "") + f'"{value.value}"'
 
     # -- cookies ------------------------------------------------------------------------
@@ -676,11 +715,11 @@ class Response(StreamResponse):
     def text(self, text: str) -> None:
         if not isinstance(text, str):
             raise TypeError(f"text argument must be str ({type(text)!r})")
-        ctype, charset = self._ctype_parts()
-        if ctype is None or ctype == _OCTET:
-            self._set_ctype("text/plain", charset or "utf-8")
-        elif charset is None:
-            self._set_ctype(ctype, "utf-8")
+        # As aiohttp: a text body makes an octet-stream response text/plain, with a charset.
+        if self.content_type == _OCTET:
+            self.content_type = "text/plain"
+        if self.charset is None:
+            self.charset = "utf-8"
         self._body = text.encode(self.charset or "utf-8")
         self._compressed_body = None
 
