@@ -100,28 +100,28 @@ class HTTPException(Response, Exception):
         text: str | None = None,
         content_type: str | None = None,
     ) -> None:
-        if type(self).status_code < 0:
-            raise TypeError(
-                f"{type(self).__name__} is abstract: raise a concrete class such as HTTPNotFound"
-            )
+        status = type(self).status_code
+        abstract = status < 0
         Response.__init__(
             self,
-            status=self.status_code,
+            # The base classes have no status (-1, as in aiohttp) and may still be built, for
+            # isinstance checks and tests; the response machinery gets a valid placeholder.
+            status=500 if abstract else status,
             headers=headers,
             reason=reason,
             body=body,
             text=text,
             content_type=content_type,
         )
+        if abstract:
+            self._status = status
+            self._reason = reason or ""
         Exception.__init__(self, self.reason)
         if self.body is None and not self.empty_body:
             self.text = f"{self.status}: {self.reason}"
 
     def __str__(self) -> str:
         return self.reason
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__}: {self.reason}>"
 
     def __bool__(self) -> bool:
         return True
@@ -196,7 +196,9 @@ class HTTPMove(HTTPRedirection):
         super().__init__(
             headers=headers, reason=reason, body=body, text=text, content_type=content_type
         )
-        self.headers["Location"] = str(location)
+        # As aiohttp: the location goes through yarl, which percent-encodes it and drops
+        # ASCII tab, CR and LF (WHATWG URL parsing), so no header can be injected through it.
+        self.headers["Location"] = str(URL(location))
         self.location = location
 
 
@@ -383,9 +385,14 @@ class HTTPUnavailableForLegalReasons(HTTPClientError):
         super().__init__(
             headers=headers, reason=reason, body=body, text=text, content_type=content_type
         )
-        self.link = URL(link) if link is not None else None
-        if self.link is not None:
-            self.headers["Link"] = f'<{self.link}>; rel="blocked-by"'
+        # As aiohttp: an empty link is no link.
+        self._link = URL(link) if link else None
+        if self._link is not None:
+            self.headers["Link"] = f'<{self._link}>; rel="blocked-by"'
+
+    @property
+    def link(self) -> URL | None:
+        return self._link
 
 
 class HTTPServerError(HTTPError):
