@@ -39,3 +39,14 @@ def test_request_payload_error_answers_400_when_it_escapes() -> None:
     exc = web.RequestPayloadError("malformed request body: bad chunk")
     assert exc.status == 400
     assert str(exc) == "malformed request body: bad chunk"
+
+
+def test_star_import_binds_aiohttp_web_names() -> None:
+    # ``from forkloop.web import *`` must bind what ``from aiohttp.web import *`` binds.
+    assert sorted(web.__all__) == sorted(aio_web.__all__)
+    assert len(set(web.__all__)) == len(web.__all__)
+    fl_names: dict[str, object] = {}
+    aio_names: dict[str, object] = {}
+    exec("from forkloop.web import *", fl_names)
+    exec("from aiohttp.web import *", aio_names)
+    assert set(fl_names) - {"__builtins__"} == set(aio_names) - {"__builtins__"}
