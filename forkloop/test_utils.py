@@ -126,11 +126,18 @@ class BaseTestServer(ABC):
     async def _make_runner(self, **kwargs: Any) -> BaseRunner: ...
 
     def make_url(self, path: str | URL) -> URL:
-        """The absolute URL of ``path`` on this server."""
+        """The absolute URL of ``path`` on this server.
+
+        As aiohttp: with ``skip_url_asserts`` (the default) ``path`` is appended to the root as
+        text, so ``//a//b`` stays a path (never a host) and is sent as written; without it,
+        ``path`` must be relative and is joined to the root (RFC 3986 reference resolution).
+        """
         if self._root is None:
             raise RuntimeError("the test server is not started: await start_server() first")
+        if self.skip_url_asserts:
+            return URL(str(self._root) + str(path))
         url = URL(path)
-        if not self.skip_url_asserts and url.absolute:
+        if url.absolute:
             raise ValueError(f"make_url() takes a relative path, got {path!r}")
         return self._root.join(url)
 
@@ -473,6 +480,7 @@ class _MockProtocol:
         self.peername = transport.get_extra_info("peername")
         self.limits = Limits()
         self.closing = closing
+        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         self.task: asyncio.Task[None] | None = None
         self._loop = loop
         self._write_paused = False
@@ -562,6 +570,8 @@ def make_mocked_request(
     response writes goes to ``request.transport.written`` (a bytearray).
     """
     del writer  # aiohttp's writer mock has no counterpart: responses write to the transport
+    if tuple(version) < (1, 1):
+        closing = True  # as aiohttp: HTTP/1.0 is not kept alive
     if loop is None:
         loop = _running_loop()
     hdrs = CIMultiDictProxy(CIMultiDict(headers or {}))

@@ -143,6 +143,11 @@ class StreamReader:
     def at_eof(self) -> bool:
         return self._eof and not self._buffer
 
+    def get_read_buffer_limits(self) -> tuple[int, int]:
+        """``(low, high)``: reading resumes below ``low`` bytes buffered, pauses above
+        ``high`` (aiohttp's method; forkloop's values come from ``read_buffer_high_bytes``)."""
+        return (self._low, self._high)
+
     def is_eof(self) -> bool:
         return self._eof
 
