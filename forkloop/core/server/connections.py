@@ -3,7 +3,8 @@
 Owns the set of open connections of one server and the order in which a stop treats them:
 every connection is told to stop (idle ones close at once; busy ones finish their current
 response with ``Connection: close``, then close); the registry waits, up to a deadline, for the
-set to empty; what remains is aborted, its handler cancelled. Stopping the listening sockets comes
+set to empty; the handlers still running are cancelled and waited for up to the same
+deadline again (aiohttp's order), then what remains is aborted. Stopping the listening sockets comes
 before this and belongs to the sites. Imports ``core.server.protocol`` only.
 """
 
@@ -60,6 +61,14 @@ class ConnectionRegistry:
                 self._emptied = asyncio.Event()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._emptied.wait(), timeout_s)
+        # As aiohttp: a handler still running is cancelled and gets up to ``timeout_s`` more to
+        # end, on an open connection (it may catch the cancellation, clean up, even answer);
+        # only then is what remains cut, so app cleanup never runs beside a live handler.
+        tasks = {t for p in self._connections if (t := p.task) is not None and not t.done()}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
         for protocol in list(self._connections):
             protocol.abort()
         if self._connections:

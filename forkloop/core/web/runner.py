@@ -55,6 +55,10 @@ class BaseSite(ABC):
     ) -> None:
         if runner.server is None:
             raise RuntimeError("Call runner.setup() before making a site")
+        if shutdown_timeout != 60.0:
+            # aiohttp's behaviour: a site's shutdown_timeout is the runner's (aiohttp also
+            # warns that it belongs on the runner).
+            runner._shutdown_timeout = shutdown_timeout
         self._runner = runner
         self._ssl_context = ssl_context
         self._backlog = backlog
@@ -70,7 +74,11 @@ class BaseSite(ABC):
         self._runner._reg_site(self)
 
     async def stop(self) -> None:
-        """Stop accepting; open connections are the runner's to finish."""
+        """Stop accepting; open connections are the runner's to finish.
+
+        As aiohttp: a site that was not started (or is stopped already) raises RuntimeError.
+        """
+        self._runner._check_site(self)
         self._runner._unreg_site(self)
         if self._server is not None:
             self._server.close()
@@ -100,17 +108,21 @@ class TCPSite(BaseSite):
         )
         self._host = host
         self._port = (8443 if ssl_context else 8080) if port is None else port
+        self._bound_port: int | None = None
         self._reuse_address = reuse_address
         self._reuse_port = reuse_port
+
+    @property
+    def port(self) -> int:
+        """The port listened on once started (the one the OS chose for ``port=0``); before
+        that, the port asked for."""
+        return self._port if self._bound_port is None else self._bound_port
 
     @property
     def name(self) -> str:
         scheme = "https" if self._ssl_context else "http"
         host = "0.0.0.0" if not self._host else self._host
-        port = self._port
-        if port == 0 and self.sockets:
-            port = self.sockets[0].getsockname()[1]
-        return str(URL.build(scheme=scheme, host=host, port=port))
+        return str(URL.build(scheme=scheme, host=host, port=self.port))
 
     async def start(self) -> None:
         await super().start()
@@ -126,6 +138,8 @@ class TCPSite(BaseSite):
             reuse_address=self._reuse_address,
             reuse_port=self._reuse_port,
         )
+        sockets = self._server.sockets
+        self._bound_port = int(sockets[0].getsockname()[1]) if sockets else self._port
 
 
 class UnixSite(BaseSite):
@@ -277,9 +291,13 @@ class BaseRunner(ABC):
             raise RuntimeError(f"Site {site} is already registered in runner {self}")
         self._sites.append(site)
 
+    def _check_site(self, site: BaseSite) -> None:
+        if site not in self._sites:
+            raise RuntimeError(f"Site {site} is not registered in runner {self}")
+
     def _unreg_site(self, site: BaseSite) -> None:
-        if site in self._sites:
-            self._sites.remove(site)
+        self._check_site(site)
+        self._sites.remove(site)
 
 
 class ServerRunner(BaseRunner):
