@@ -117,8 +117,10 @@ class WebSocketResponse(StreamResponse):
         compress: bool = True,
         max_msg_size: int = 4 * 1024 * 1024,
         writer_limit: int = 64 * 1024,
+        decode_text: bool = True,
     ) -> None:
         super().__init__(status=101)
+        self._decode_text = decode_text
         self._protocols = tuple(protocols)
         self._timeout = timeout
         self._receive_timeout = receive_timeout
@@ -156,11 +158,11 @@ class WebSocketResponse(StreamResponse):
         self._exception: BaseException | None = None
         self._conn_lost = 0
         self._heartbeat_handle: asyncio.TimerHandle | None = None
+        self._last_data = 0.0  # loop time of the last bytes received (heartbeat only)
         self._pong_handle: asyncio.TimerHandle | None = None
         self._linger_handle: asyncio.TimerHandle | None = None
         self._failure: WebSocketError | None = None  # a close deferred until answers went out
         self._failure_handle: asyncio.TimerHandle | None = None
-        self._seen = False
         self._opened = False
         # perf_counter() reading once the 101 went out: the server times the request to it,
         # not to the end of the session (core/web/lowlevel.py).
@@ -192,6 +194,7 @@ class WebSocketResponse(StreamResponse):
         if self._returned_writer is not None:
             return self._returned_writer
         handshake = self._handshake(request)
+        self.set_status(101)  # as aiohttp: whatever status was set before, the handshake is 101
         for name, value in handshake.headers:
             self.headers[name] = value
         self._ws_protocol = handshake.protocol
@@ -256,10 +259,8 @@ class WebSocketResponse(StreamResponse):
     # -- receiving: the protocol's callbacks ---------------------------------------------
 
     def _on_data(self, data: bytes) -> None:
-        self._seen = True
-        if self._pong_handle is not None:
-            self._pong_handle.cancel()
-            self._pong_handle = None
+        if self._heartbeat is not None:
+            self._note_alive()
         reader = self._reader
         if reader is None:  # pragma: no cover - switched only after the reader exists
             return
@@ -433,10 +434,7 @@ class WebSocketResponse(StreamResponse):
                 self._more = bool(queue)
                 t = msg.type
                 if t is _TEXT or t is _BINARY:
-                    self._queued_bytes -= len(msg.data)
-                    if self._read_paused and self._queued_bytes <= self._read_high >> 2:
-                        self._resume_reading()
-                    return msg
+                    return self._taken(msg)
                 if t is _CLOSE:
                     if not self._closed and self._autoclose:
                         await self.close(code=_echo_code(msg.data))
@@ -453,6 +451,16 @@ class WebSocketResponse(StreamResponse):
             if self._closing:
                 return WS_CLOSING_MESSAGE
             await self._wait(timeout)
+
+    def _taken(self, msg: WSMessage) -> WSMessage:
+        """A data message left the queue: resume reading below the low mark; the message as
+        the handler gets it (a TEXT message's bytes with ``decode_text=False``)."""
+        self._queued_bytes -= len(msg[1])
+        if self._read_paused and self._queued_bytes <= self._read_high >> 2:
+            self._resume_reading()
+        if msg[0] is _TEXT and not self._decode_text:
+            return _text_as_bytes(msg)
+        return msg
 
     async def _wait(self, timeout: float | None) -> None:  # noqa: ASYNC109 - aiohttp's API
         if self._waiter is not None:
@@ -472,11 +480,12 @@ class WebSocketResponse(StreamResponse):
         finally:
             self._waiter = None
 
-    async def receive_str(self, *, timeout: float | None = None) -> str:  # noqa: ASYNC109 - aiohttp's API
+    async def receive_str(self, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109 - aiohttp's API
+        """The next TEXT message's data: ``str``, or ``bytes`` with ``decode_text=False``."""
         msg = await self.receive(timeout)
         if msg.type is not _TEXT:
             raise TypeError(f"Received message {msg.type}:{msg.data!r} is not WSMsgType.TEXT")
-        return str(msg.data)
+        return msg.data
 
     async def receive_bytes(self, *, timeout: float | None = None) -> bytes:  # noqa: ASYNC109 - aiohttp's API
         msg = await self.receive(timeout)
@@ -504,10 +513,7 @@ class WebSocketResponse(StreamResponse):
                 if t is _TEXT or t is _BINARY:
                     msg = queue.popleft()
                     self._more = bool(queue)
-                    self._queued_bytes -= len(msg[1])
-                    if self._read_paused and self._queued_bytes <= self._read_high >> 2:
-                        self._resume_reading()
-                    return msg
+                    return self._taken(msg)
             elif (
                 self._waiter is None
                 and self._receive_timeout is None
@@ -782,26 +788,47 @@ class WebSocketResponse(StreamResponse):
     def _reset_heartbeat(self) -> None:
         if self._heartbeat is None or self._loop is None:
             return
-        self._seen = False
+        self._last_data = self._loop.time()
         self._heartbeat_handle = self._loop.call_later(self._heartbeat, self._send_heartbeat)
 
-    def _send_heartbeat(self) -> None:
-        self._heartbeat_handle = None
-        if self._closed or self._heartbeat is None or self._loop is None:
+    def _note_alive(self) -> None:
+        """Bytes arrived: the heartbeat's ping is due ``heartbeat`` after them (aiohttp)."""
+        loop = self._loop
+        if loop is None:  # pragma: no cover - switched only after prepare()
             return
-        if not self._seen and self._pong_handle is None:
-            # Quiet for a whole period: ping, and expect any answer within half a period.
-            self._send_control(0x9, b"")
-            self._pong_handle = self._loop.call_later(
-                self._heartbeat / 2.0, self._pong_not_received
+        self._last_data = loop.time()
+        if self._pong_handle is not None:
+            self._pong_handle.cancel()
+            self._pong_handle = None
+        if self._heartbeat_handle is None and not self._closed and self._heartbeat is not None:
+            # The pong (or any data) after a ping: start the next period.
+            self._heartbeat_handle = loop.call_at(
+                self._last_data + self._heartbeat, self._send_heartbeat
             )
-        self._reset_heartbeat()
+
+    def _send_heartbeat(self) -> None:
+        """A period passed: ping if nothing arrived for ``heartbeat`` seconds, and expect an
+        answer within ``heartbeat / 2`` (as aiohttp). The timer is not moved on every
+        received frame; it fires at the period's end and re-arms from the last data."""
+        self._heartbeat_handle = None
+        loop = self._loop
+        heartbeat = self._heartbeat
+        if self._closed or heartbeat is None or loop is None:
+            return
+        due = self._last_data + heartbeat
+        if loop.time() < due:
+            self._heartbeat_handle = loop.call_at(due, self._send_heartbeat)
+            return
+        if self._pong_handle is None:
+            self._send_control(0x9, b"")
+            self._pong_handle = loop.call_later(heartbeat / 2.0, self._pong_not_received)
 
     def _pong_not_received(self) -> None:
         self._pong_handle = None
         if self._closed:
             return
-        exc = PongTimeoutError(f"No PONG received after {self._heartbeat} seconds")
+        heartbeat = self._heartbeat if self._heartbeat is not None else 0.0
+        exc = PongTimeoutError(f"No PONG received after {heartbeat / 2.0} seconds")
         self._exception = exc
         self._close_code = WSCloseCode.ABNORMAL_CLOSURE
         self._closed = True
@@ -835,6 +862,12 @@ class WebSocketResponse(StreamResponse):
             await self.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         except ConnectionError:  # pragma: no cover - the peer left meanwhile
             self._close_transport()
+
+
+def _text_as_bytes(msg: WSMessage) -> WSMessage:
+    # decode_text=False (aiohttp): a TEXT message's data as the UTF-8 bytes received. The
+    # reader still validated them (RFC 6455 section 8.1), unlike aiohttp's, which skips that.
+    return WSMessage(_TEXT, msg.data.encode("utf-8"), msg.extra)
 
 
 def _compress_flag(compress: int | bool | None) -> bool | None:
