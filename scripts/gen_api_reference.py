@@ -73,6 +73,10 @@ def render() -> str:
         names = getattr(module, "__all__", None) or [
             n for n in vars(module) if not n.startswith("_")
         ]
+        if module_name == "forkloop.web":
+            # Its __all__ is aiohttp.web's (for star imports); forkloop's additions are public
+            # too, so the reference lists every public name the module offers.
+            names = [n for n in vars(module) if not n.startswith("_")]
         lines += [f"## {title}", ""]
         summary = _summary(module)
         if summary and module_name != "forkloop.web":
