@@ -219,8 +219,15 @@ class StreamResponse(MutableMapping[str, Any]):
         without parameters, lower-cased, ``application/octet-stream`` when absent or not one
         ``type/subtype`` (as ``email``'s parser, which aiohttp uses, decides), and the
         parameters."""
-        if self._ctype is not None:
-            raw: str | None = self._render_ctype(self._ctype, self._charset_value)
+        ctype = self._ctype
+        if ctype is not None and ";" not in ctype:  # as set by Response(...): no parsing
+            main = ctype.strip().lower()
+            charset = self._charset_value
+            return (main if main.count("/") == 1 else _OCTET), (
+                {"charset": charset} if charset else {}
+            )
+        if ctype is not None:
+            raw: str | None = self._render_ctype(ctype, self._charset_value)
         elif self._headers is not None:
             raw = self._headers.get(CONTENT_TYPE)
         else:
@@ -716,11 +723,15 @@ class Response(StreamResponse):
         if not isinstance(text, str):
             raise TypeError(f"text argument must be str ({type(text)!r})")
         # As aiohttp: a text body makes an octet-stream response text/plain, with a charset.
-        if self.content_type == _OCTET:
-            self.content_type = "text/plain"
-        if self.charset is None:
-            self.charset = "utf-8"
-        self._body = text.encode(self.charset or "utf-8")
+        ctype, params = self._parsed_ctype()
+        charset = params.get("charset")
+        if ctype == _OCTET or charset is None:
+            if ctype == _OCTET:
+                ctype = "text/plain"
+            if charset is None:
+                charset = params["charset"] = "utf-8"
+            self._set_ctype_params(ctype, params)
+        self._body = text.encode(charset)
         self._compressed_body = None
 
     @property
