@@ -108,21 +108,44 @@ def _split_param(text: str) -> tuple[str, str, str]:
     return text, "", ""
 
 
+def is_etagc(value: str) -> bool:
+    """``1*etagc`` (RFC 9110 section 8.8.3): ``!``, ``#``..``~`` and obs-text (0x80-0xFF)."""
+    return bool(value) and all(c == "!" or "#" <= c <= "~" or "\x80" <= c <= "\xff" for c in value)
+
+
 def parse_etags(value: str | None) -> tuple[ETag, ...] | None:
-    """``If-Match``/``If-None-Match`` values; ``*`` is ``ETag("*")``; None when absent."""
-    if value is None:
+    """``If-Match``/``If-None-Match`` values as aiohttp reads them; None when absent or empty.
+
+    ``*`` alone is ``(ETag("*"),)``. Otherwise entity-tags (``"x"`` or ``W/"x"``, RFC 9110
+    section 8.8.3) separated by commas and optional whitespace are read from the start, and
+    reading stops, keeping what came before, at the first thing that is not one (a ``*`` in a
+    list, an empty or unquoted tag, a lower-case ``w/``, a character outside etagc). One
+    left-to-right scan: linear in the header's length.
+    """
+    if not value:
         return None
+    if value == "*":
+        return (ETag("*"),)
     tags: list[ETag] = []
-    for raw in value.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        if item == "*":
-            tags.append(ETag("*"))
-            continue
-        weak = item.startswith("W/")
-        if weak:
-            item = item[2:]
-        if len(item) >= 2 and item[0] == item[-1] == '"':
-            tags.append(ETag(item[1:-1], weak))
+    pos, end = 0, len(value)
+    while pos < end:
+        weak = value.startswith('W/"', pos)
+        start = pos + 3 if weak else pos + 1
+        if not weak and value[pos] != '"':
+            break
+        close = value.find('"', start)
+        if close < 0 or not is_etagc(value[start:close]):
+            break
+        pos = close + 1
+        after = pos
+        while after < end and value[after].isspace():
+            after += 1
+        if after < end and value[after] == ",":
+            after += 1
+            while after < end and value[after].isspace():
+                after += 1
+        elif pos != end and value[pos:] != "\n":  # a tag must end the value or the item
+            break
+        tags.append(ETag(value[start:close], weak))
+        pos = after
     return tuple(tags)

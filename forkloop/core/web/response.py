@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 from multidict import CIMultiDict, istr
 
 from ..http.serialize import reason_phrase, response_head, status_line
-from .helpers import ETag, parse_content_type, parse_http_date
+from .helpers import ETag, is_etagc, parse_content_type, parse_http_date
 from .writer import PayloadWriter
 
 if TYPE_CHECKING:
@@ -72,11 +72,6 @@ def _ctype_line(ctype: str | None, charset: str | None) -> bytes:
         if len(_CTYPE_LINES) < 256:
             _CTYPE_LINES[key] = line
     return line
-
-
-def _is_etagc(value: str) -> bool:
-    """``1*etagc`` (RFC 9110 section 8.8.3): ``!``, ``#``..``~`` and obs-text (0x80-0xFF)."""
-    return bool(value) and all(c == "!" or "#" <= c <= "~" or "\x80" <= c <= "\xff" for c in value)
 
 
 def _body_forbidden(method: str, status: int) -> bool:
@@ -329,7 +324,7 @@ class StreamResponse(MutableMapping[str, Any]):
             return ETag("*")
         weak = raw.startswith("W/")
         value = raw[2:] if weak else raw
-        if len(value) >= 2 and value[0] == value[-1] == '"' and _is_etagc(value[1:-1]):
+        if len(value) >= 2 and value[0] == value[-1] == '"' and is_etagc(value[1:-1]):
             return ETag(value[1:-1], weak)
         return None  # not an entity-tag (RFC 9110 section 8.8.3), as aiohttp reads it
 
@@ -348,7 +343,7 @@ class StreamResponse(MutableMapping[str, Any]):
         if value.value == "*":
             self.headers["ETag"] = "*"
             return
-        if not _is_etagc(value.value):
+        if not is_etagc(value.value):
             raise ValueError(f"Value {value.value!r} is not a valid etag. Maybe it contains '\"'?")
         self.headers["ETag"] = ("W/" if value.is_weak else "") + f'"{value.value}"'
 
