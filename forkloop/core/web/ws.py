@@ -511,9 +511,15 @@ class WebSocketResponse(StreamResponse):
             if queue:
                 t = queue[0][0]
                 if t is _TEXT or t is _BINARY:
+                    # _taken() inlined: this is every message of an ``async for`` loop.
                     msg = queue.popleft()
                     self._more = bool(queue)
-                    return self._taken(msg)
+                    self._queued_bytes -= len(msg[1])
+                    if self._read_paused and self._queued_bytes <= self._read_high >> 2:
+                        self._resume_reading()
+                    if t is _TEXT and not self._decode_text:
+                        return _text_as_bytes(msg)
+                    return msg
             elif (
                 self._waiter is None
                 and self._receive_timeout is None
