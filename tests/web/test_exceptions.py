@@ -166,3 +166,12 @@ async def test_raised_and_returned_over_socket(aiohttp_client) -> None:
     assert resp.status == 429
     assert resp.headers["Retry-After"] == "3"
     assert await resp.text() == "429: Too Many Requests"
+
+
+def test_location_with_cr_or_lf_left_in_is_refused() -> None:
+    from yarl import URL
+
+    # A str location loses CR/LF in yarl, as in aiohttp; an already-encoded URL keeps them.
+    assert web.HTTPFound("/a\r\nX-Evil: 1").headers["Location"] == "/aX-Evil:%201"
+    with pytest.raises(ValueError, match="CR or LF"):
+        web.HTTPFound(URL.build(path="/a\r\nX-Evil: 1", encoded=True))

@@ -197,8 +197,12 @@ class HTTPMove(HTTPRedirection):
             headers=headers, reason=reason, body=body, text=text, content_type=content_type
         )
         # As aiohttp: the location goes through yarl, which percent-encodes it and drops
-        # ASCII tab, CR and LF (WHATWG URL parsing), so no header can be injected through it.
-        self.headers["Location"] = str(URL(location))
+        # ASCII tab, CR and LF (WHATWG URL parsing). A URL built with encoded=True keeps them:
+        # refuse it here rather than send a header that would end the head early.
+        value = str(URL(location))
+        if "\r" in value or "\n" in value:
+            raise ValueError("a redirect location cannot contain CR or LF")
+        self.headers["Location"] = value
         self.location = location
 
 
