@@ -21,15 +21,17 @@ import argparse
 import importlib
 import importlib.util
 import itertools
+import json
 import logging
 import os
 import ssl
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__
-from .supervisor import logs
-from .supervisor.arbiter import Arbiter
+from .supervisor import control, logs
+from .supervisor.arbiter import UPGRADE_ENV, Arbiter
 from .supervisor.config import Config, ConfigError, load_config
 from .supervisor.process import WorkerContext
 from .supervisor.sockets import BindError, Listener, bind_all, close_all
@@ -182,6 +184,17 @@ def serve(args: Sequence[str]) -> int:
             _check_runtime(new)
             return new
 
+        try:
+            upgrading = os.environ.get(UPGRADE_ENV, "")
+            control_server = control.open_server(
+                config.control,
+                config.pid_file,
+                take_over=int(upgrading) if upgrading.isdigit() else None,
+            )
+        except control.ControlError as exc:
+            return _error(str(exc), exc.exit_code)
+        if control_server is not None:
+            log.info("control socket: %s", control_server.path)
         arbiter = Arbiter(
             config,
             listeners,
@@ -190,6 +203,7 @@ def serve(args: Sequence[str]) -> int:
             reload_config=reload_config,
             preloaded=preloaded,
             exec_argv=[sys.executable, "-m", "forkloop", "serve", *args],
+            control=control_server,
         )
         try:
             metrics_address = attach_metrics(config, arbiter)
@@ -211,13 +225,88 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve an app with the pre-fork supervisor (forkloop serve --help)",
         add_help=False,
     )
+    for name, text in CONTROL_HELP.items():
+        commands.add_parser(name, help=text, add_help=False)
     return parser
+
+
+# --------------------------------------------------------------------------- control commands
+
+CONTROL_HELP = {
+    "status": "the master and its workers, from the control socket (--json for scripts)",
+    "reload": "rolling reload through the control socket (as HUP)",
+    "scale": "scale to N workers through the control socket (as TTIN/TTOU)",
+    "stop": "stop the master through the control socket (QUIT; --graceful: TERM)",
+}
+
+
+class _ControlParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+def _control_parser(command: str) -> argparse.ArgumentParser:
+    parser = _ControlParser(prog=f"forkloop {command}", description=CONTROL_HELP[command])
+    parser.add_argument(
+        "--control",
+        metavar="PATH",
+        help="the master's control socket (default: $FORKLOOP_CONTROL, else beside "
+        "--pid/$FORKLOOP_PID, else $XDG_RUNTIME_DIR/forkloop.sock, else /tmp/forkloop-UID/)",
+    )
+    parser.add_argument("--pid", metavar="FILE", help="the master's --pid file (finds its socket)")
+    if command == "status":
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    elif command == "scale":
+        parser.add_argument("workers", metavar="N", type=int, help="the number of workers")
+    elif command == "stop":
+        parser.add_argument(
+            "--graceful", action="store_true", help="drain like TERM instead of a quick stop"
+        )
+    return parser
+
+
+def control_command(command: str, args: Sequence[str]) -> int:
+    """``forkloop status|reload|scale|stop``: one request to the master's control socket."""
+    try:
+        options = _control_parser(command).parse_args(list(args))
+    except ConfigError as exc:
+        return _error(f"{command}: {exc}", EXIT_CONFIG)
+    env = os.environ
+    path = options.control or env.get("FORKLOOP_CONTROL", "").strip()
+    if not path or path.lower() == "off":
+        path = control.default_path(options.pid or env.get("FORKLOOP_PID", "").strip() or None)
+    request: dict[str, object] = {"cmd": command}
+    if command == "scale":
+        request["workers"] = options.workers
+    elif command == "stop":
+        request["graceful"] = options.graceful
+    try:
+        answer = control.call(path, request)
+    except control.ControlError as exc:
+        return _error(str(exc), exc.exit_code)
+    if not answer.get("ok"):
+        return _error(str(answer.get("error", "the master refused the request")), 1)
+    if command == "status":
+        try:
+            text = json.dumps(answer, indent=2) if options.json else control.format_status(answer)
+        except (KeyError, TypeError, ValueError) as exc:
+            return _error(f"status: unexpected answer from {path}: {exc}", 1)
+        print(text)
+    elif command == "reload":
+        print(f"reloading: generation {answer.get('generation')}")
+    elif command == "scale":
+        print(f"scaling: {answer.get('previous')} -> {answer.get('workers')} workers")
+    else:
+        print("stopping (graceful)" if options.graceful else "stopping")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         return _error("missing command (try: forkloop serve APP, or forkloop --help)", EXIT_CONFIG)
+    if args[0] in CONTROL_HELP:
+        return control_command(args[0], args[1:])
     if args[0] not in ("serve",):
         parser = build_parser()
         if args and not args[0].startswith("-"):

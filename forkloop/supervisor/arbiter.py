@@ -1,7 +1,9 @@
 """The master's loop: turn facts into policy state, ask ``plan``, perform the actions.
 
-Owns: the one loop of the master process. Each turn it waits (``poll``) on the signal pipe and
-the workers' heartbeat pipes with a deadline from the policy, then: handles queued signals
+Owns: the one loop of the master process. Each turn it waits (``poll``) on the signal pipe,
+the workers' heartbeat pipes and the control socket (``forkloop status|reload|scale|stop``,
+:mod:`.control`, whose requests run the same code as the matching signals) with a deadline
+from the policy, then: handles queued signals
 (TERM, INT/QUIT, HUP, TTIN/TTOU, USR1, USR2), reads worker messages (READY, heartbeats, boot
 errors), reaps exited children (any child, so it is a correct PID 1), samples RSS, polls the
 ``--reload`` watcher, and finally applies ``policy.plan(state, now)``: fork, signal, halt.
@@ -26,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 from . import logs, policy
 from .config import Config, ConfigError
+from .control import ControlServer, Request, error, status_report
 from .heartbeat import Decoder, Message
 from .policy import Abort, Action, Booted, Halt, Kill, QuickStop, Spawn, Stop
 from .process import WorkerContext, WorkerMain, describe_status, fork_worker, read_rss
@@ -68,6 +71,7 @@ class Arbiter:
         context_extra: dict[str, object] | None = None,
         clock: Callable[[], float] = time.monotonic,
         environ: dict[str, str] | None = None,
+        control: ControlServer | None = None,
     ) -> None:
         self.config = config
         self.listeners = listeners
@@ -102,6 +106,8 @@ class Arbiter:
         self._next_sample = 0.0
         self._announced_generation = 1
         self._pid_file_written = False
+        self.control = control
+        self.started_at = clock()
 
     # ------------------------------------------------------------------ public
 
@@ -116,6 +122,8 @@ class Arbiter:
         close_side_sockets()  # every layer took its own by now
         self.signals.install()
         self.selector.register(self.signals.fileno(), selectors.EVENT_READ)
+        if self.control is not None:
+            self.control.attach(self.selector, self._control_request, self.clock)
         try:
             return self._loop()
         finally:
@@ -132,9 +140,11 @@ class Arbiter:
                 self._apply(action, now)
             self._announce_reload()
             timeout = self._timeout(self.clock())
-            for key, _ in self.selector.select(timeout):
-                if key.fd != self.signals.fileno():
+            for key, events in self.selector.select(timeout):
+                if isinstance(key.data, int):
                     self._read_pipe(key.fd, key.data)
+                elif self.control is not None and self.control.owns(key.data):
+                    self.control.on_event(key.data, events)
             for signum in self.signals.drain():
                 self._on_signal(signum)
             self._reap()
@@ -205,6 +215,7 @@ class Arbiter:
             limit += random.randint(0, config.max_requests_jitter)  # noqa: S311 - not crypto
         private = [self.signals.fileno(), *self.signals.fds]
         private += [fd for fd, _ in self.pipes.values()]
+        private += self.control.fds() if self.control is not None else []
 
         def make_context(write_fd: int) -> WorkerContext:
             return WorkerContext(
@@ -366,11 +377,11 @@ class Arbiter:
             error = f"worker {pid} {text} before it was ready"
         self.state = policy.exited(self.state, pid, now, error=error)
 
-    def _on_signal(self, signum: int) -> None:
+    def _on_signal(self, signum: int, name: str = "") -> None:
         now = self.clock()
         if signum == signal.SIGCHLD:
             return
-        name = signal.Signals(signum).name
+        name = name or signal.Signals(signum).name
         if signum == signal.SIGTERM:
             handover = self.upgrade_child is not None
             if self.state.mode == policy.Mode.RUNNING:
@@ -435,9 +446,41 @@ class Arbiter:
             self.state.target,
         )
 
+    # ------------------------------------------------------------------ control socket
+
+    def _control_request(self, request: Request) -> dict[str, object]:
+        """A control-socket request: the same code path as the matching signal."""
+        command = request.command
+        if command == "status":
+            return status_report(
+                self.state,
+                self.clock(),
+                pid=self.pid,
+                started_at=self.started_at,
+                binds=[listener.url(self.config.tls) for listener in self.listeners],
+                control=self.control.path if self.control is not None else "",
+                rss=read_rss,
+            )
+        if command == "stop":
+            sig = signal.SIGTERM if request.graceful else signal.SIGQUIT
+            self._on_signal(sig, f"control stop ({sig.name})")
+            return {"ok": True, "command": command, "graceful": request.graceful}
+        if self.state.mode != policy.Mode.RUNNING:
+            return error(f"{command}: the master is stopping ({self.state.mode.value})")
+        if command == "reload":
+            self._on_signal(signal.SIGHUP, "control reload (HUP)")
+            return {"ok": True, "command": command, "generation": self.state.generation}
+        previous = self.state.target  # scale: TTIN/TTOU until the target is N
+        sig = signal.SIGTTIN if request.workers > previous else signal.SIGTTOU
+        for _ in range(abs(request.workers - previous)):
+            self._on_signal(sig, f"control scale {request.workers} ({sig.name})")
+        return {"ok": True, "command": command, "workers": self.state.target, "previous": previous}
+
     # ------------------------------------------------------------------ periodic work
 
     def _periodic(self, now: float) -> None:
+        if self.control is not None:
+            self.control.expire(now)
         drained = (
             self.state.mode == policy.Mode.DRAINING
             and self.stop_requested_at is not None
@@ -522,6 +565,8 @@ class Arbiter:
         for pid in list(self.pipes):
             self._close_pipe(pid)
         self.signals.close()
+        if self.control is not None:
+            self.control.close()
         self.selector.close()
         upgraded = self.upgrade_child is not None
         if not self.listeners_closed:

@@ -64,6 +64,7 @@ class Config:
     max_worker_memory_bytes: int = 0
     preload: bool = False
     pid_file: str | None = None
+    control: str | None = None  # the control socket's path; None: the default; "off": none
     certfile: str | None = None
     keyfile: str | None = None
     access_log: bool = True
@@ -280,6 +281,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("preload", "preload", _to_bool, "load the app in the master before forking", flag=True),
     Option(
         "pid", "pid_file", _optional_path, "write the master's pid to this file", metavar="FILE"
+    ),
+    Option(
+        "control",
+        "control",
+        _optional_path,
+        "the control socket for forkloop status|reload|scale|stop (default: beside --pid, "
+        "else $XDG_RUNTIME_DIR, else /tmp/forkloop-UID; 'off': none)",
+        metavar="PATH",
     ),
     Option("certfile", "certfile", _optional_path, "TLS certificate (PEM)", metavar="FILE"),
     Option("keyfile", "keyfile", _optional_path, "TLS private key (PEM)", metavar="FILE"),
