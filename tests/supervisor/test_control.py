@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from forkloop.supervisor import control
+from forkloop.supervisor import control, policy
 from forkloop.supervisor.control import Request, RequestError, parse_request
 
 from .conftest import PYTHON, Served, alive
@@ -445,3 +445,75 @@ def test_usr2_hands_the_socket_to_the_new_master(served: Served, ctl: Path) -> N
         os.kill(new_master, signal.SIGTERM)
         wait_for(lambda: not alive(new_master), what="the new master gone")
     assert not ctl.exists()
+
+
+def test_status_report_from_the_policy_state() -> None:
+    state = policy.initial_state(policy.Settings(), 3)
+    for pid, slot in ((10, 0), (11, 1), (12, 2)):
+        state = policy.spawned(state, pid=pid, slot=slot, generation=1, now=100.0)
+    state = policy.ready(state, 10, 101.0)
+    state = policy.ready(state, 11, 101.0)
+    state = policy.beat(state, 10, 104.0, requests=42, inflight=3, connections=5, lag_s=0.0125)
+    state = policy.beat(state, 11, 103.0, draining=True)
+    report = control.status_report(
+        state,
+        105.0,
+        pid=1,
+        started_at=99.0,
+        binds=["http://127.0.0.1:8000"],
+        control="/run/forkloop.sock",
+        rss={10: 50 << 20}.get,
+    )
+    assert report["master"] == {
+        "pid": 1,
+        "uptime_s": 6.0,
+        "generation": 1,
+        "mode": "running",
+        "target": 3,
+        "reloads": 0,
+        "reload_failed": False,
+        "binds": ["http://127.0.0.1:8000"],
+        "control": "/run/forkloop.sock",
+    }
+    first, second, third = report["workers"]
+    assert first == {
+        "slot": 0,
+        "pid": 10,
+        "generation": 1,
+        "state": "ready",
+        "phase": "ready",
+        "age_s": 5.0,
+        "requests": 42,
+        "inflight": 3,
+        "connections": 5,
+        "rss_bytes": 50 << 20,
+        "loop_lag_s": 0.0125,
+        "last_beat_s": 1.0,
+    }
+    assert (second["state"], second["last_beat_s"], second["rss_bytes"]) == ("draining", 2.0, 0)
+    assert third["state"] == "booting"
+    assert report["restarts"]["crash"] == 0
+    table = control.format_status(report)
+    assert table.splitlines()[0] == "master 1  up 6.0s  generation 1  running  workers 3 (target 3)"
+    assert (
+        "0     10   1    ready     5.0s  42        3         5      50.0M  12.5ms  1.0s ago"
+        in table
+    )
+    assert table.splitlines()[-1].startswith("restarts: crash 0, timeout 0")
+
+
+@pytest.mark.slow
+def test_status_while_draining_and_requests_refused_once_stopping(serve: Any, ctl: Path) -> None:
+    ctl.parent.mkdir()
+    served: Served = serve("-w", "1", "-t", "2", "--drain-delay", "2", "--control", str(ctl))
+    done = forkloop("stop", "--graceful", "--control", str(ctl))
+    assert done.returncode == 0, done.stderr
+    report = wait_for(
+        lambda: (r := status(ctl))["master"]["mode"] == "draining" and r, what="draining"
+    )
+    assert [w["state"] for w in report["workers"]] == ["draining"]
+    for command in (["reload"], ["scale", "3"]):
+        done = forkloop(*command, "--control", str(ctl))
+        assert done.returncode == 1
+        assert done.stderr.strip().endswith(": the master is stopping (draining)")
+    assert served.proc.wait(15) == 0
