@@ -18,9 +18,10 @@ the arbiter maps them onto the same code.
 Limits, so that a confused or hostile local client costs a bounded amount: a request line is
 at most :data:`MAX_LINE_BYTES` (longer: an error, then the connection is closed, since its
 framing is unknown); at most :data:`MAX_CLIENTS` connections at once; a connection idle for
-:data:`IDLE_TIMEOUT_S` is closed; a client that does not read its answers is dropped once
-:data:`MAX_OUTPUT_BYTES` are queued for it. A peer whose uid is not the master's gets one error
-line and is closed, whatever the socket file's mode says.
+:data:`IDLE_TIMEOUT_S` is closed; once :data:`OUTPUT_HIGH_BYTES` of answers wait for a client,
+its further lines wait unread until it reads them (so one loop turn answers a bounded number of
+requests, and a client that never reads is closed when idle). A peer whose uid is not the
+master's gets one error line and is closed, whatever the socket file's mode says.
 
 Imports: stdlib and sibling supervisor modules only.
 """
@@ -35,6 +36,7 @@ import selectors
 import socket
 import stat
 import struct
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +48,7 @@ __all__ = [
     "IDLE_TIMEOUT_S",
     "MAX_CLIENTS",
     "MAX_LINE_BYTES",
-    "MAX_OUTPUT_BYTES",
+    "OUTPUT_HIGH_BYTES",
     "SOCKET_NAME",
     "ControlError",
     "ControlServer",
@@ -67,7 +69,7 @@ SOCKET_NAME = "forkloop.sock"
 MAX_LINE_BYTES = 4096
 MAX_CLIENTS = 16
 IDLE_TIMEOUT_S = 10.0
-MAX_OUTPUT_BYTES = 4 << 20
+OUTPUT_HIGH_BYTES = 64 << 10  # answers queued for one client before its next lines wait
 MAX_RESPONSE_BYTES = 16 << 20  # the client's bound on one answer (a status of many workers)
 MAX_SCALE = 1024
 COMMANDS = ("status", "reload", "scale", "stop")
@@ -265,9 +267,11 @@ Handler = Callable[[Request], Mapping[str, Any]]
 @dataclass(eq=False)
 class _Client:
     sock: socket.socket
-    last_active: float
-    inbuf: bytes = b""
+    last_active: float  # the last byte received or sent
+    inbuf: bytes = b""  # an unfinished line
+    pending: deque[bytes] = field(default_factory=deque)  # lines read, not yet answered
     outbuf: bytearray = field(default_factory=bytearray)
+    eof: bool = False  # the peer sends no more
     closing: bool = False  # close once outbuf is sent
 
 
@@ -309,10 +313,10 @@ class ControlServer:
         if data is self:
             self._accept()
         elif isinstance(data, _Client) and data.sock.fileno() in self.clients:
-            if events & selectors.EVENT_WRITE:
-                self._flush(data)
-            if events & selectors.EVENT_READ and data.sock.fileno() in self.clients:
+            if events & selectors.EVENT_READ:
                 self._read(data)
+            if data.sock.fileno() in self.clients:
+                self._work(data)
 
     def expire(self, now: float) -> None:
         for client in list(self.clients.values()):
@@ -372,6 +376,8 @@ class ControlServer:
         return None
 
     def _read(self, client: _Client) -> None:
+        if client.pending or client.eof or client.closing:
+            return  # answer what was read first: the work per turn stays bounded
         try:
             data = client.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
@@ -380,39 +386,36 @@ class ControlServer:
             self._drop(client)
             return
         client.last_active = self._clock()
-        if not data:  # the peer is done sending: answer a last unterminated line, then close
-            rest, client.inbuf = client.inbuf, b""
-            if rest.strip() and not client.closing:
-                self._answer(client, rest)
-            client.closing = True
-            self._flush(client)
-            return
-        if client.closing:
-            return
+        if not data:  # the peer is done sending: answer a last unterminated line too
+            client.eof = True
+            data = b"\n"
         *lines, client.inbuf = (client.inbuf + data).split(b"\n")
-        for line in lines:
-            if len(line) > MAX_LINE_BYTES:
-                client.inbuf = b""
-                self._fail(client, f"request line longer than {MAX_LINE_BYTES} bytes")
-                return
-            if line.strip():
-                self._answer(client, line)
-        if len(client.inbuf) > MAX_LINE_BYTES:
+        client.pending.extend(lines)
+        if len(client.inbuf) > MAX_LINE_BYTES:  # answered in its turn, after the lines before it
+            client.pending.append(client.inbuf)
             client.inbuf = b""
-            self._fail(client, f"request line longer than {MAX_LINE_BYTES} bytes")
-            return
+
+    def _work(self, client: _Client) -> None:
+        """Answer pending lines until about :data:`OUTPUT_HIGH_BYTES` wait to be sent, send."""
+        while client.pending and not client.closing and len(client.outbuf) < OUTPUT_HIGH_BYTES:
+            line = client.pending.popleft()
+            if len(line) > MAX_LINE_BYTES:
+                # The framing is unknown from here on: answer, then close.
+                client.pending.clear()
+                client.outbuf += _encode(error(f"request line longer than {MAX_LINE_BYTES} bytes"))
+                client.closing = True
+            elif line.strip():
+                client.outbuf += _encode(self._answer(line))
+        if client.eof and not client.pending:
+            client.closing = True
         self._flush(client)
 
-    def _answer(self, client: _Client, line: bytes) -> None:
+    def _answer(self, line: bytes) -> Mapping[str, Any]:
         try:
             request = parse_request(line)
         except RequestError as exc:
-            answer: Mapping[str, Any] = error(str(exc))
-        else:
-            answer = self._dispatch(request)
-        client.outbuf += _encode(answer)
-        if len(client.outbuf) > MAX_OUTPUT_BYTES:  # it sends and never reads
-            self._drop(client)
+            return error(str(exc))
+        return self._dispatch(request)
 
     def _dispatch(self, request: Request) -> Mapping[str, Any]:
         if self._handler is None:
@@ -423,15 +426,7 @@ class ControlServer:
             log.exception("control request %s failed", request.command)
             return error(f"{request.command} failed: {exc}")
 
-    def _fail(self, client: _Client, message: str) -> None:
-        """An error after which the connection's framing is unknown: answer, then close."""
-        client.outbuf += _encode(error(message))
-        client.closing = True
-        self._flush(client)
-
     def _flush(self, client: _Client) -> None:
-        if client.sock.fileno() not in self.clients:
-            return
         while client.outbuf:
             try:
                 sent = client.sock.send(client.outbuf)
@@ -441,11 +436,16 @@ class ControlServer:
                 self._drop(client)
                 return
             del client.outbuf[:sent]
+            client.last_active = self._clock()
         if not client.outbuf and client.closing:
             self._drop(client)
             return
-        if self._selector is not None:
-            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.outbuf else 0)
+        # Writable also when lines wait to be answered: the next turn goes on with them. Reading
+        # resumes only once every line read was answered and the answers are mostly sent.
+        events = selectors.EVENT_WRITE if client.outbuf or client.pending else 0
+        if not client.pending and not client.closing and len(client.outbuf) < OUTPUT_HIGH_BYTES:
+            events |= selectors.EVENT_READ
+        if self._selector is not None and events:
             self._selector.modify(client.sock, events, client)
 
     def _drop(self, client: _Client) -> None:

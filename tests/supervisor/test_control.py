@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -517,3 +518,24 @@ def test_status_while_draining_and_requests_refused_once_stopping(serve: Any, ct
         assert done.returncode == 1
         assert done.stderr.strip().endswith(": the master is stopping (draining)")
     assert served.proc.wait(15) == 0
+
+
+@pytest.mark.slow
+def test_a_pipelining_client_that_reads_late_gets_every_answer(served: Served, ctl: Path) -> None:
+    count = 10_000  # about 7 MB of answers: far more than the master queues for one client
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(ctl))
+        writer = threading.Thread(target=sock.sendall, args=(b'{"cmd":"status"}\n' * count,))
+        writer.start()
+        time.sleep(1.0)  # not reading: the master answers others meanwhile
+        assert status(ctl)["master"]["pid"] == served.pid
+        received = bytearray()
+        while received.count(b"\n") < count:
+            chunk = sock.recv(1 << 20)
+            assert chunk, f"closed after {len(received.splitlines())} answers"
+            received += chunk
+        writer.join()
+    answers = [json.loads(line) for line in received.splitlines()]
+    assert len(answers) == count
+    assert all(answer["ok"] and answer["master"]["pid"] == served.pid for answer in answers)
