@@ -431,6 +431,8 @@ class Arbiter:
                 new = self.config
             if new.binds != self.config.binds or new.reuse_port != self.config.reuse_port:
                 log.warning("%s: listening addresses change only on restart or USR2", why)
+            if new.control != self.config.control:
+                log.warning("%s: the control socket moves only on restart or USR2", why)
             if new is not self.config:
                 target = new.workers
                 logs.configure(new.log_level, new.log_format, None)
