@@ -273,7 +273,9 @@ def control_command(command: str, args: Sequence[str]) -> int:
         return _error(f"{command}: {exc}", EXIT_CONFIG)
     env = os.environ
     path = options.control or env.get("FORKLOOP_CONTROL", "").strip()
-    if not path or path.lower() == "off":
+    if path.lower() in ("off", "none", "false", "0"):
+        return _error(f"{command}: the control socket is off (--control {path})", 1)
+    if not path:
         path = control.default_path(options.pid or env.get("FORKLOOP_PID", "").strip() or None)
     request: dict[str, object] = {"cmd": command}
     if command == "scale":

@@ -162,7 +162,8 @@ def _bind(path: str, *, take_over: int | None) -> socket.socket:
             raise ControlError(f"{path} exists and is not a socket")
         owner = _owner(path)
         if owner is not None and owner != take_over:  # a USR2 successor replaces its parent's
-            raise ControlError(f"{path} is in use by another master (pid {owner})")
+            holder = f"another master (pid {owner})" if owner > 0 else "another process"
+            raise ControlError(f"{path} is in use by {holder}")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     temporary = f"{path}.{os.getpid()}.tmp"
     with contextlib.suppress(FileNotFoundError):

@@ -539,3 +539,42 @@ def test_a_pipelining_client_that_reads_late_gets_every_answer(served: Served, c
     answers = [json.loads(line) for line in received.splitlines()]
     assert len(answers) == count
     assert all(answer["ok"] and answer["master"]["pid"] == served.pid for answer in answers)
+
+
+@pytest.mark.slow
+def test_the_default_socket_beside_the_pid_file_or_in_the_runtime_dir(
+    serve: Any, app_dir: Path
+) -> None:
+    runtime = app_dir / "runtime"
+    runtime.mkdir()
+    served: Served = serve("-w", "1", env={"XDG_RUNTIME_DIR": str(runtime)})
+    assert (runtime / "forkloop.sock").exists()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_RUNTIME_DIR": str(runtime)}
+    env.pop("FORKLOOP_CONTROL", None)
+    done = subprocess.run(
+        [PYTHON, "-m", "forkloop", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["master"]["pid"] == served.pid
+
+    pid_file = app_dir / "run" / "app.pid"
+    pid_file.parent.mkdir()
+    beside: Served = serve("-w", "1", "--pid", str(pid_file))
+    assert (pid_file.parent / "forkloop.sock").exists()
+    done = forkloop("status", "--pid", str(pid_file), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["master"]["pid"] == beside.pid
+
+    off: Served = serve("-w", "1", "--control", "off", env={"XDG_RUNTIME_DIR": str(app_dir)})
+    assert not (app_dir / "forkloop.sock").exists()
+    assert "control socket" not in off.log
+    done = forkloop("status", "--control", "off")
+    assert (done.returncode, done.stderr) == (
+        1,
+        "forkloop: error: status: the control socket is off (--control off)\n",
+    )
