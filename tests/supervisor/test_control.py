@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from forkloop.supervisor import control, policy
 from forkloop.supervisor.control import Request, RequestError, parse_request
@@ -578,3 +580,90 @@ def test_the_default_socket_beside_the_pid_file_or_in_the_runtime_dir(
         1,
         "forkloop: error: status: the control socket is off (--control off)\n",
     )
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+@given(st.binary(max_size=300) | _JSON.map(lambda v: json.dumps(v).encode()))
+def test_any_line_parses_or_is_refused_with_a_reason(line: bytes) -> None:
+    reason = ""
+    try:
+        request = parse_request(line)
+    except RequestError as exc:
+        reason = str(exc)
+    if reason:
+        assert "\n" not in reason
+    else:
+        assert request.command in control.COMMANDS
+
+
+@given(
+    st.sampled_from(control.COMMANDS),
+    st.dictionaries(st.sampled_from(["workers", "graceful", "x"]), _JSON, max_size=3),
+)
+def test_commands_with_any_arguments(command: str, extra: dict[str, Any]) -> None:
+    line = json.dumps({**extra, "cmd": command}).encode()
+    try:
+        request = parse_request(line)
+    except RequestError:
+        assert command in ("scale", "stop")  # only these take arguments that can be wrong
+        return
+    assert request.command == command
+    if command == "scale":
+        assert request.workers == extra["workers"]
+        assert 1 <= request.workers <= control.MAX_SCALE
+
+
+@pytest.mark.slow
+def test_status_shows_requests_in_flight_loop_lag_and_byte_by_byte_requests(
+    served: Served, ctl: Path
+) -> None:
+    wait_for(lambda: settled(served, ctl, 2, 1), what="2 ready workers")
+    slow = threading.Thread(target=http_get, args=(served.port, "/slow?s=3"))
+    slow.start()
+    try:
+        report = wait_for(
+            lambda: (
+                (r := control.call(str(ctl), {"cmd": "status"}))
+                and sum(w["inflight"] for w in r["workers"]) == 1
+                and r
+            ),
+            what="one request in flight",
+        )
+        assert sum(w["connections"] for w in report["workers"]) >= 1
+    finally:
+        slow.join()
+    wait_for(
+        lambda: (
+            sum(w["inflight"] for w in control.call(str(ctl), {"cmd": "status"})["workers"]) == 0
+        ),
+        what="nothing in flight",
+    )
+
+    # A handler that blocks its worker's loop for a second: the next heartbeat says so.
+    holder = threading.Thread(target=http_get, args=(served.port, "/hold?s=1"))
+    holder.start()
+    lags = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and max(lags, default=0.0) < 0.5:
+        report = control.call(str(ctl), {"cmd": "status"})
+        lags.append(max(w["loop_lag_s"] for w in report["workers"]))
+        time.sleep(0.02)
+    holder.join()
+    assert max(lags) >= 0.5, lags
+
+    # Bytes arriving one at a time make the same request.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(ctl))
+        for byte in b'{"cmd": "status"}\n':
+            sock.send(bytes([byte]))
+            time.sleep(0.002)
+        answer = json.loads(sock.makefile("rb").readline())
+    assert answer["ok"]
+    assert answer["master"]["pid"] == served.pid
