@@ -170,6 +170,7 @@ def serve(args: Sequence[str]) -> int:
     except BindError as exc:
         return _error(str(exc), exc.exit_code)
     preloaded: object | None = None
+    control_server: control.ControlServer | None = None
     _warm_imports(config)
     try:
         if config.preload:
@@ -214,6 +215,8 @@ def serve(args: Sequence[str]) -> int:
         return arbiter.run()
     finally:
         close_all(listeners, unlink=False)
+        if control_server is not None:  # the arbiter closes it, unless it never ran
+            control_server.close()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -472,10 +472,9 @@ class Arbiter:
         if command == "reload":
             self._on_signal(signal.SIGHUP, "control reload (HUP)")
             return {"ok": True, "command": command, "generation": self.state.generation}
-        previous = self.state.target  # scale: TTIN/TTOU until the target is N
-        sig = signal.SIGTTIN if request.workers > previous else signal.SIGTTOU
-        for _ in range(abs(request.workers - previous)):
-            self._on_signal(sig, f"control scale {request.workers} ({sig.name})")
+        previous = self.state.target  # scale: what N - target TTINs (or TTOUs) would do
+        self.state = policy.scale(self.state, request.workers - previous)
+        log.info("control scale (TTIN/TTOU): %d -> %d workers", previous, self.state.target)
         return {"ok": True, "command": command, "workers": self.state.target, "previous": previous}
 
     # ------------------------------------------------------------------ periodic work

@@ -291,6 +291,7 @@ class ControlServer:
         self.uid = os.geteuid()
         self.clients: dict[int, _Client] = {}
         self.refused = 0
+        self.closed = False
         self._selector: selectors.BaseSelector | None = None
         self._handler: Handler | None = None
         self._clock: Callable[[], float] = lambda: 0.0
@@ -325,6 +326,9 @@ class ControlServer:
                 self._drop(client)
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         for client in list(self.clients.values()):
             with contextlib.suppress(OSError):
                 client.sock.send(client.outbuf)  # a last answer ("stopping") if it fits

@@ -667,3 +667,25 @@ def test_status_shows_requests_in_flight_loop_lag_and_byte_by_byte_requests(
         answer = json.loads(sock.makefile("rb").readline())
     assert answer["ok"]
     assert answer["master"]["pid"] == served.pid
+
+
+def test_the_socket_is_removed_when_the_master_fails_to_start(app_dir: Path, ctl: Path) -> None:
+    ctl.parent.mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                *(PYTHON, "-m", "forkloop", "serve", "app:app", "-w", "1", "-b", "127.0.0.1:0"),
+                *("--control", str(ctl), "--metrics-bind", f"127.0.0.1:{port}"),
+            ],
+            cwd=app_dir,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "--metrics-bind" in done.stderr.strip().splitlines()[-1]
+    assert list(ctl.parent.iterdir()) == []
