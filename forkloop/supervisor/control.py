@@ -97,12 +97,20 @@ def default_path(
 ) -> str:
     """The socket path when ``--control`` is not given.
 
-    Beside the pid file when there is one, else in ``$XDG_RUNTIME_DIR``, else in a private
-    ``/tmp/forkloop-<uid>`` directory (created 0700 and checked, like tmux's).
+    Beside the pid file when there is one (unless its directory is world-writable, like
+    ``/tmp``, where another user could put a socket there first), else in ``$XDG_RUNTIME_DIR``,
+    else in a private ``/tmp/forkloop-<uid>`` directory (created 0700 and checked, like tmux's).
+    The server and the client compute the same path.
     """
     env = os.environ if environ is None else environ
     if pid_file:
-        return os.path.join(os.path.dirname(os.path.abspath(pid_file)), SOCKET_NAME)
+        directory = os.path.dirname(os.path.abspath(pid_file))
+        try:
+            shared = bool(os.stat(directory).st_mode & stat.S_IWOTH)
+        except OSError:
+            shared = False  # binding there fails with a clear message
+        if not shared:
+            return os.path.join(directory, SOCKET_NAME)
     runtime = env.get("XDG_RUNTIME_DIR", "").strip()
     if runtime:
         return os.path.join(runtime, SOCKET_NAME)

@@ -170,6 +170,12 @@ def test_default_path(tmp_path: Path) -> None:
         "/run/user/7/forkloop.sock"
     )
     assert control.default_path(None, {}, uid=7) == "/tmp/forkloop-7/forkloop.sock"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: not beside a pid file there
+    assert control.default_path(str(shared / "app.pid"), {}, uid=7) == (
+        "/tmp/forkloop-7/forkloop.sock"
+    )
 
 
 def test_a_shared_fallback_directory_is_refused(tmp_path: Path) -> None:
