@@ -611,23 +611,32 @@ async def test_a_fast_sender_cannot_fill_server_memory(serve: Serve) -> None:
 
 async def test_a_ping_flood_from_a_peer_that_does_not_read_is_bounded(serve: Serve) -> None:
     seen: dict[str, int] = {"max_buffer": 0}
+    sampled = asyncio.Event()
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         transport = request.transport
         assert transport is not None
-        for _ in range(60):
+        # Sample until the pongs have piled up for a while (the client's socket buffers fill
+        # first, later on a loaded machine), bounded at 30 s.
+        after_first = 0
+        for _ in range(1200):
             await asyncio.sleep(0.025)
             size = transport.get_write_buffer_size()
             seen["max_buffer"] = max(seen["max_buffer"], size)
+            if seen["max_buffer"]:
+                after_first += 1
+                if after_first >= 40:
+                    break
+        sampled.set()
         return ws
 
     base = await serve(make_app(quiet=handler))
     client = await RawClient.connect(base, "/quiet")
     ping = build_frame(9, b"p" * 125, mask=True)
-    sender = asyncio.create_task(_send_pings(client, ping, 200_000))  # 26 MB of pongs due
-    await asyncio.sleep(1.5)
+    sender = asyncio.create_task(_send_pings(client, ping, 2_000_000))  # 260 MB of pongs due
+    await asyncio.wait_for(sampled.wait(), 40)
     sender.cancel()
     client.writer.transport.abort()  # its unsent pings would never drain
     # Answering pings stops reading once the pongs pile up: the buffer stays near its limit.
