@@ -50,6 +50,11 @@ def _replace_all(served: Served, how: str) -> None:
     served.wait_for(replaced, timeout=30, what=f"workers replaced by {how}")
 
 
+def _live_reporting(text: str) -> int:
+    lag = samples(text, "forkloop_worker_event_loop_lag_seconds_count")
+    return sum(1 for key in lag if 'worker="retired"' not in key)
+
+
 async def test_totals_exact_through_51_worker_replacements(served: Served) -> None:
     n = 300
     statuses = await _send(served.port, n)
@@ -65,6 +70,10 @@ async def test_totals_exact_through_51_worker_replacements(served: Served) -> No
     # rounds of three; then rolling reloads, which replace every worker without backoff.
     for how in ["kill"] * 2 + ["reload"] * 15:
         _replace_all(served, how)
+        # Sizes compare like with like: every live worker has reported its first heartbeat.
+        served.wait_for(
+            lambda: _live_reporting(served.scrape()) == 3, what="3 new workers reporting"
+        )
         text = served.scrape()
         assert served.total(text) == n, f"after a {how}: {served.total(text)} != {n}"
         sizes.append(len(text))
