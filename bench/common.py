@@ -15,6 +15,7 @@ import platform
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -60,18 +61,33 @@ def pinned(cpu: int | None, argv: Sequence[str]) -> list[str]:
     return [taskset, "-c", str(cpu), *argv]
 
 
-def http_get(port: int, path: str, timeout_s: float = 2.0) -> tuple[int, dict[str, str], bytes]:
+def client_tls_context() -> ssl.SSLContext:
+    """A TLS client context for our own loopback servers and their run-time self-signed cert."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def http_get(
+    port: int, path: str, timeout_s: float = 2.0, tls: bool = False
+) -> tuple[int, dict[str, str], bytes]:
     """One HTTP/1.1 GET over a fresh loopback connection: (status, headers, body).
 
     A deliberately small client (Content-Length bodies only) so the readiness check depends on
-    nothing but the standard library and exercises the server's real socket.
+    nothing but the standard library and exercises the server's real socket. ``tls`` speaks
+    HTTPS without verifying the certificate (the benchmark's own self-signed one).
     """
     request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
-    with socket.create_connection((HOST, port), timeout=timeout_s) as sock:
+    with socket.create_connection((HOST, port), timeout=timeout_s) as raw_sock:
+        sock = client_tls_context().wrap_socket(raw_sock) if tls else raw_sock
         sock.sendall(request.encode("ascii"))
         chunks: list[bytes] = []
         while True:
-            chunk = sock.recv(65536)
+            try:
+                chunk = sock.recv(65536)
+            except ssl.SSLEOFError:  # a TLS peer that closes without close_notify
+                break
             if not chunk:
                 break
             chunks.append(chunk)
@@ -124,6 +140,36 @@ def cpu_busy_seconds(cpu: int) -> tuple[float, float]:
     return (float("nan"), float("nan"))
 
 
+def descendants(pid: int) -> list[int]:
+    """PIDs of every live descendant of ``pid`` (workers of a master), from /proc children."""
+    found: list[int] = []
+    todo = [pid]
+    while todo and len(found) < 4096:  # bounded: a fork bomb is not ours to follow
+        parent = todo.pop()
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants (a master and its workers)."""
+    total = proc_cpu_seconds(pid)
+    for child in descendants(pid):
+        used = proc_cpu_seconds(child)
+        if used == used:  # a child that just ended reads NaN: skip it
+            total += used
+    return total
+
+
 def proc_rss_mib(pid: int) -> float:
     """Resident set size of the process in MiB (VmRSS of /proc/PID/status)."""
     try:
@@ -144,6 +190,7 @@ class ServerProcess:
     port: int
     cwd: Path = ROOT
     env: dict[str, str] | None = None
+    tls: bool = False  # answers HTTPS: readiness probes speak TLS
     proc: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -185,7 +232,7 @@ class ServerProcess:
                 code = None if self.proc is None else self.proc.returncode
                 raise ServerExitedError(self.name, code, self.output_tail())
             try:
-                status, _, _ = http_get(self.port, path, timeout_s=1.0)
+                status, _, _ = http_get(self.port, path, timeout_s=1.0, tls=self.tls)
             except (OSError, BenchError, ValueError, IndexError) as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
             else:
@@ -199,10 +246,14 @@ class ServerProcess:
         )
 
     def cpu_seconds(self) -> float:
-        return proc_cpu_seconds(self.pid)
+        """CPU seconds of the server and its workers (granian runs its app in a child)."""
+        return tree_cpu_seconds(self.pid)
 
     def rss_mib(self) -> float:
-        return proc_rss_mib(self.pid)
+        """Resident MiB of the server and its workers together."""
+        return proc_rss_mib(self.pid) + sum(
+            rss for rss in map(proc_rss_mib, descendants(self.pid)) if rss == rss
+        )
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout_s``; only this PID."""
@@ -340,12 +391,13 @@ def write_lua_script(directory: Path) -> Path:
     return path
 
 
-def run_wrk(config: WrkConfig, url: str, duration_s: int) -> WrkResult:
+def run_wrk(config: WrkConfig, url: str, duration_s: int, headers: Sequence[str] = ()) -> WrkResult:
     """One wrk run against ``url`` on loopback, pinned to ``config.cpu``; bounded in time.
 
-    wrk only takes whole seconds for its duration.
+    wrk only takes whole seconds for its duration. ``headers`` ("Name: value") are sent with
+    every request; ``Connection: close`` makes wrk open a new connection per request.
     """
-    if not url.startswith(f"http://{HOST}:"):
+    if not url.startswith((f"http://{HOST}:", f"https://{HOST}:")):
         raise BenchError(f"refusing to load a non-loopback URL: {url}")
     argv = pinned(
         config.cpu,
@@ -361,6 +413,7 @@ def run_wrk(config: WrkConfig, url: str, duration_s: int) -> WrkResult:
             f"{config.timeout_s:g}s",
             "-s",
             str(config.lua_script),
+            *(arg for header in headers for arg in ("-H", header)),
             url,
         ],
     )
@@ -374,6 +427,27 @@ def run_wrk(config: WrkConfig, url: str, duration_s: int) -> WrkResult:
         said = (done.stderr.strip() or done.stdout.strip()).splitlines()[:2]
         raise BenchError(f"wrk exited with {done.returncode}: {' / '.join(said)}")
     return parse_wrk_output(done.stdout)
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 made now with openssl: (cert.pem, key.pem).
+
+    One EC P-256 key (PKCS#8, which granian requires), valid for a day, used by every server of
+    a run so that the TLS work is the same for all of them.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise BenchError("openssl is missing (Debian package openssl); cannot make a certificate")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    argv = [
+        openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert),
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"openssl could not make a certificate: {done.stderr.strip()[-300:]}")
+    return cert, key
 
 
 # ----------------------------------------------------------------------------- machine
@@ -444,7 +518,16 @@ def machine_info(wrk: str | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": {
             name: _version(name)
-            for name in ("forkloop", "aiohttp", "uvicorn", "uvloop", "httptools", "matplotlib")
+            for name in (
+                "forkloop",
+                "aiohttp",
+                "uvicorn",
+                "granian",
+                "gunicorn",
+                "uvloop",
+                "httptools",
+                "matplotlib",
+            )
         },
         "wrk": wrk_version,
         "git_revision": git_revision(),

@@ -30,8 +30,13 @@ CHART_COLORS = {
     "forkloop-metrics": "#79a8f5",
     "aiohttp": "#8c8c8c",
     "uvicorn": "#e0823d",
+    "granian-rsgi": "#b04fc9",
+    "granian-asgi": "#d9a0e6",
+    "gunicorn": "#c9b037",
+    "nginx": "#2f8f8f",
     "ceiling": "#3fa34d",
 }
+ISSUE17_RATIO = 3.0  # issue 17: plaintext and JSON >= 3x aiohttp and ahead of granian
 
 DOCS_BEGIN = "<!-- bench:results:begin -->"
 DOCS_END = "<!-- bench:results:end -->"
@@ -142,6 +147,8 @@ def checks(
                 "note": None if ratio is not None else skipped.get("forkloop", "forkloop not run"),
             }
         )
+    for scenario in ("plaintext", "json"):
+        result.extend(_issue17_checks(summary.get(scenario, {}), scenario, noisy))
     ratio = paired_ratio(runs, "plaintext", "forkloop-metrics", "forkloop")
     cost = None if ratio is None else 1.0 - ratio
     # The same cost read from server CPU per request (throughput of a CPU-bound server is its
@@ -161,6 +168,98 @@ def checks(
         }
     )
     return result
+
+
+def _issue17_checks(
+    rows: Mapping[str, Mapping[str, Any]], scenario: str, noisy: bool
+) -> list[dict[str, Any]]:
+    """Issue 17: forkloop >= 3x aiohttp, and ahead of granian RSGI and ASGI (req/s and CPU)."""
+    out: list[dict[str, Any]] = []
+    mine = rows.get("forkloop")
+    if mine is None:
+        return out
+    ratio = mine.get("ratio_to_aiohttp")
+    out.append(
+        {
+            "name": f"forkloop {scenario} >= {ISSUE17_RATIO:g}x aiohttp req/s (issue 17)",
+            "value": ratio,
+            "value_by_cpu": mine.get("cpu_ratio_to_aiohttp"),
+            "target": ISSUE17_RATIO,
+            "ok": None if ratio is None else ratio >= ISSUE17_RATIO,
+            "provisional": noisy,
+            "note": None,
+        }
+    )
+    for peer in ("granian-rsgi", "granian-asgi"):
+        other = rows.get(peer)
+        if other is None:
+            continue
+        rps, other_rps = mine.get("rps_median"), other.get("rps_median")
+        cpu, other_cpu = mine.get("cpu_us_per_req_median"), other.get("cpu_us_per_req_median")
+        value = rps / other_rps if rps and other_rps else None
+        by_cpu = other_cpu / cpu if cpu and other_cpu else None
+        out.append(
+            {
+                "name": f"forkloop {scenario} ahead of {peer} (req/s and CPU/req; issue 17)",
+                "value": value,
+                "value_by_cpu": by_cpu,
+                "target": 1.0,
+                "ok": None if value is None or by_cpu is None else value > 1 and by_cpu > 1,
+                "provisional": noisy,
+                "note": None,
+            }
+        )
+    return out
+
+
+def workload_chart(result: Mapping[str, Any], path: Path) -> Path | None:
+    """The chart of one workload of bench/bench_*.py that returns a ``chart`` entry.
+
+    ``chart`` is ``{"title": str, "panels": [{"title", "unit", "lower_is_better",
+    "groups": {group: {peer: value}}}]}``: one panel per figure (e.g. req/s, CPU µs per
+    request), a group of bars per case, one bar per server. None without matplotlib or data.
+    """
+    spec = result.get("chart")
+    if not isinstance(spec, Mapping) or not spec.get("panels"):
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    panels = list(spec["panels"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.6), dpi=110)
+    axes = list(axes) if len(panels) > 1 else [axes]
+    for ax, panel in zip(axes, panels, strict=True):
+        groups: Mapping[str, Mapping[str, float]] = panel["groups"]
+        peers = list(dict.fromkeys(p for g in groups.values() for p in g))
+        width = 0.8 / max(len(peers), 1)
+        for i, peer in enumerate(peers):
+            xs, ys = [], []
+            for j, values in enumerate(groups.values()):
+                value = values.get(peer)
+                if value is not None and not math.isnan(value):
+                    xs.append(j + width * (i + 0.5 - len(peers) / 2))
+                    ys.append(value)
+            bars = ax.bar(xs, ys, width * 0.92, label=peer, color=CHART_COLORS.get(peer))
+            ax.bar_label(bars, labels=[f"{y:,.3g}" for y in ys], fontsize=7, padding=2)
+        ax.set_xticks(range(len(groups)), list(groups))
+        better = "lower" if panel.get("lower_is_better") else "higher"
+        ax.set_title(f"{panel['title']} ({panel.get('unit', '')}) — {better} is better", fontsize=9)
+        ax.margins(y=0.2)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels) or 1), fontsize=8,
+               frameon=False)  # fmt: skip
+    fig.suptitle(str(spec.get("title", "")), fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 # ----------------------------------------------------------------------------- Markdown

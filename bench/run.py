@@ -137,10 +137,19 @@ def _uvicorn(port: int) -> list[str]:
     ]
 
 
+def _granian(interface: str) -> Callable[[int], list[str]]:
+    """granian (Rust HTTP core) on a raw app: one worker, one runtime thread, uvloop."""
+    script = str(PEERS_DIR / "granian_peer.py")
+    return lambda port: [
+        PY, script, "--interface", interface, "--host", HOST, "--port", str(port),
+    ]  # fmt: skip
+
+
 def _ceiling(port: int) -> list[str]:
     return [PY, str(PEERS_DIR / "ceiling.py"), "--host", HOST, "--port", str(port)]
 
 
+both = ("plaintext", "json")
 # Order = the order of every round. forkloop-metrics sits next to forkloop so the pair is
 # measured back to back (its cost is read from per-round ratios).
 PEERS: dict[str, Peer] = {
@@ -155,6 +164,8 @@ PEERS: dict[str, Peer] = {
         ),
         Peer("aiohttp", "aiohttp + uvloop", ("plaintext", "json"), _web_app("aiohttp")),
         Peer("uvicorn", "uvicorn (raw ASGI, httptools, uvloop)", ("plaintext", "json"), _uvicorn),
+        Peer("granian-rsgi", "granian RSGI (raw app, 1 thread)", both, _granian("rsgi")),
+        Peer("granian-asgi", "granian ASGI (raw app, 1 thread)", both, _granian("asgi")),
         Peer("ceiling", "ceiling (uvloop + httptools, canned)", ("plaintext", "json"), _ceiling),
     )
 }

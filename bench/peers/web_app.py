@@ -5,6 +5,9 @@ how aiohttp is run for speed); ``--framework forkloop`` imports ``from forkloop 
 (uvloop by default). Everything below the import is the same code for both, which is the point:
 forkloop must serve an aiohttp.web app unchanged. ``--metrics`` adds
 ``forkloop.metrics.setup(app)`` (issue 8) and exits with status 3 when that does not exist yet.
+``--certfile``/``--keyfile`` serve HTTPS (the TLS workload). For the multi-worker workload the
+module also exposes the app as attributes, built on first access: ``web_app:forkloop_app``
+(``forkloop serve``) and ``web_app:aiohttp_app`` (gunicorn's aiohttp worker).
 
     python bench/peers/web_app.py --framework forkloop --port 8081
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import sys
 from types import ModuleType
 from typing import Any
@@ -69,12 +73,23 @@ def add_metrics(app: Any) -> None:
     setup(app)
 
 
+def __getattr__(name: str) -> Any:
+    """``forkloop_app`` / ``aiohttp_app``: the app for a server that imports ``module:attr``."""
+    if name in ("forkloop_app", "aiohttp_app"):
+        app = build_app(load_web(name.removesuffix("_app")))
+        globals()[name] = app
+        return app
+    raise AttributeError(name)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--framework", choices=("aiohttp", "forkloop"), required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--metrics", action="store_true", help="forkloop.metrics.setup(app)")
+    parser.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--keyfile", help="the certificate's private key (PEM)")
     args = parser.parse_args(argv)
     if args.metrics and args.framework != "forkloop":
         parser.error("--metrics is a forkloop variant")
@@ -82,7 +97,13 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app(web)
     if args.metrics:
         add_metrics(app)
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
+    context = None
+    if args.certfile:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.certfile, args.keyfile)
+    web.run_app(
+        app, host=args.host, port=args.port, access_log=None, print=None, ssl_context=context
+    )
 
 
 if __name__ == "__main__":

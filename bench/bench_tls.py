@@ -1,0 +1,71 @@
+"""TLS keep-alive: HTTPS with one self-signed certificate made at run time, shared by every server.
+
+forkloop (``ssl_context=`` of ``web.run_app``) vs aiohttp (the same), uvicorn
+(``--ssl-certfile``) and granian RSGI/ASGI (``--ssl-certificate``), one process each pinned to
+CPU 0; wrk pinned to CPU 1 over 64 keep-alive HTTPS connections (``GET /``). The certificate is
+an EC P-256 key made with openssl in a temporary directory, so the cipher work is the same for
+all. Interleaved rounds; medians; req/s and server CPU µs per request, as ratios to aiohttp.
+
+    python bench/bench_tls.py [--quick]
+    python bench/run.py --extras tls
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import workloads
+from common import HOST, make_certificate, run_wrk
+
+CONNECTIONS = 64
+
+
+def measure(quick: bool = False) -> dict[str, Any]:
+    duration, rounds = workloads.settings(quick)
+    server_cpu, client_cpu = workloads.cpus()
+    with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
+        cert, key = make_certificate(Path(tmp))
+        wrk = workloads.wrk_config(client_cpu, CONNECTIONS, Path(tmp))
+        peers = workloads.Peers(
+            workloads.HTTP_PEERS,
+            server_cpu,
+            extra_args=lambda peer: workloads.tls_args(peer, cert, key),
+            tls=True,
+        )
+        with peers:
+            runs = workloads.interleaved(
+                peers,
+                rounds,
+                lambda peer, server: run_wrk(wrk, f"https://{HOST}:{server.port}/", duration),
+                case="tls keep-alive",
+            )
+    summary = workloads.summarize(runs)
+    title = f"TLS keep-alive (wrk -c{CONNECTIONS} over HTTPS, EC P-256 self-signed, GET /)"
+    return {
+        "title": title,
+        "benchmark": "tls",
+        **workloads.rows_and_chart(title, summary),
+        "summary": summary,
+        "peers": peers.status,
+        "runs": runs,
+        "settings": {"duration_s": duration, "rounds": rounds, "connections": CONNECTIONS},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    result = measure(quick=args.quick)
+    print(json.dumps({"rows": result["rows"], "peers": result["peers"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
