@@ -32,6 +32,7 @@ CHART_COLORS = {
     "uvicorn": "#e0823d",
     "granian-rsgi": "#b04fc9",
     "granian-asgi": "#d9a0e6",
+    "granian": "#b04fc9",
     "gunicorn": "#c9b037",
     "nginx": "#2f8f8f",
     "ceiling": "#3fa34d",

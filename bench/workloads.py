@@ -218,12 +218,14 @@ def rows_and_chart(
         ("rps", "requests per second", "req/s", False),
         ("cpu_us_per_req", "server CPU per request", "µs", True),
     ),
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``rows`` (one per case and peer) and ``chart`` entries of a result for run.py."""
     rows = []
     for case, by_peer in summary.items():
         for peer, row in by_peer.items():
-            line: dict[str, Any] = {"case": case, "server": label(peer)}
+            shown = labels.get(peer, peer) if labels is not None else label(peer)
+            line: dict[str, Any] = {"case": case, "server": shown}
             for key, name in columns:
                 value = row.get(key)
                 line[name] = "n/a" if value is None else value
