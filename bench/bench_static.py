@@ -115,16 +115,16 @@ def _servers(root: Path, tmp: Path, cpu: int | None) -> dict[str, ServerProcess]
         port = free_port()
         conf = tmp / "nginx.conf"
         conf.write_text(NGINX_CONF.format(tmp=tmp, host=HOST, port=port, root=root))
-        servers["nginx"] = ServerProcess(
-            "nginx", pinned(cpu, [nginx, "-c", str(conf), "-p", str(tmp)]), port
-        )
+        # -e: the error log from the first moment (not /var/log/nginx), so it runs as anyone.
+        argv = [nginx, "-e", str(tmp / "error.log"), "-c", str(conf), "-p", str(tmp)]
+        servers["nginx"] = ServerProcess("nginx", pinned(cpu, argv), port)
     return servers
 
 
 def measure(quick: bool = False) -> dict[str, Any]:
     """Interleaved wrk rounds per file size against each server; best round kept."""
     rounds = 1 if quick else 2
-    duration_s = 3 if quick else 5
+    duration_s = 1 if quick else 5
     server_cpu, client_cpu = _cpus()
     wrk = find_wrk(install=False)
     out: dict[str, Any] = {"rounds": rounds, "duration_s": duration_s}
@@ -182,8 +182,58 @@ def measure(quick: bool = False) -> dict[str, Any]:
         for name in best
         if name != "aiohttp"
     }
-    out["nginx"] = out.get("nginx", "not installed")
+    if "nginx" in best:
+        out["ratio_to_nginx"] = {
+            name: {
+                fname: round(best[name][fname]["mb_s"] / best["nginx"][fname]["mb_s"], 2)
+                for fname in FILES
+            }
+            for name in best
+            if name != "nginx"
+        }
+    out["nginx"] = out.get("nginx", "not installed (apt-get install -y nginx)")
+    out.update(_rows_and_chart(best))
     return out
+
+
+def _rows_and_chart(best: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """The table and the chart run.py shows: per file and server, MB/s, CPU, both ratios."""
+    rows = []
+    for fname in FILES:
+        base = best.get("aiohttp", {}).get(fname)
+        ref = best.get("nginx", {}).get(fname)
+        for name, by_file in best.items():
+            row = by_file.get(fname)
+            if row is None:
+                continue
+            rows.append(
+                {
+                    "file": fname,
+                    "server": name,
+                    "MB/s": row["mb_s"],
+                    "req/s": row["rps"],
+                    "server CPU µs/req": row["cpu_ms_per_req"] * 1000,
+                    "vs aiohttp": row["mb_s"] / base["mb_s"] if base else "n/a",
+                    "vs nginx": row["mb_s"] / ref["mb_s"] if ref else "n/a",
+                }
+            )
+    panels = [
+        {
+            "title": title,
+            "unit": unit,
+            "lower_is_better": lower,
+            "groups": {
+                fname: {name: scale * by_file[fname][key] for name, by_file in best.items()}
+                for fname in FILES
+            },
+        }
+        for key, title, unit, lower, scale in (
+            ("mb_s", "throughput", "MB/s", False, 1),
+            ("cpu_ms_per_req", "server CPU per request", "µs", True, 1000),
+        )
+    ]
+    title = "Static files (1 MB: 16 connections; 100 MB: 2 connections)"
+    return {"title": title, "rows": rows, "chart": {"title": title, "panels": panels}}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -367,6 +367,25 @@ def measure(
         ),
         "pinned": server_cpu is not None,
         "scenarios": results,
+        # The chart run.py draws (report.workload_chart): one panel per figure.
+        "chart": {
+            "title": f"WebSocket echo, {CONNECTIONS} connections, {SIZE}-byte messages",
+            "panels": [
+                {
+                    "title": title,
+                    "unit": unit,
+                    "lower_is_better": lower,
+                    "groups": {
+                        label: {n: r[key] for n, r in scenario.items() if n in SERVERS}
+                        for label, scenario in results.items()
+                    },
+                }
+                for key, title, unit, lower in (
+                    ("messages_per_s", "messages per second", "msg/s", False),
+                    ("server_cpu_us_per_msg", "server CPU per message", "µs", True),
+                )
+            ],
+        },
     }
 
 

@@ -6,7 +6,11 @@ uvloop+httptools "ceiling" — each pinned to CPU 0 with taskset, loads them wit
 CPU 1 in interleaved rounds (A B C D, A B C D, ... after a warm-up), and reports req/s (median of
 rounds), p99 latency, server CPU per request and the ratio to aiohttp for plaintext (``GET /``)
 and JSON (``GET /json``). Then it runs the other ``bench/bench_*.py`` scripts and folds their
-``measure()`` results into the same report.
+``measure()`` results into the same report: routing, uploads, static files (with nginx),
+WebSocket echo and its system calls per message, connection-per-request, TLS keep-alive, the
+1,000-connection idle+active mix, latency at a fixed offered rate and multi-worker (issue 17);
+``--extras connclose,tls`` picks some, ``--extras none`` none. granian RSGI and ASGI run as peers
+here too (skipped with the reason when granian is not installed).
 
 Output: Markdown on stdout, JSON in bench/results/, a PNG chart (docs/benchmarks.png) and, for a
 full run, the results block of docs/benchmarks.md. Loopback only; every process it starts is
@@ -558,6 +562,19 @@ def write_results(results: dict[str, Any], directory: Path) -> Path:
     return path
 
 
+def workload_charts(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """One chart per other benchmark whose result has a ``chart`` entry (see
+    ``report.workload_chart``): docs/benchmarks-<name>.png on a full run, else in results/."""
+    directory = args.results_dir if args.quick or args.no_docs else ROOT / "docs"
+    for name, entry in results["extras"].items():
+        result = entry.get("result")
+        if entry.get("status") != "ok" or not isinstance(result, dict):
+            continue
+        path = directory / f"benchmarks-{name.removeprefix('bench_')}.png"
+        if report.workload_chart(result, path) is not None:
+            print(f"chart: {path}", file=sys.stderr)
+
+
 def publish(args: argparse.Namespace, results: dict[str, Any], text: str) -> None:
     """Chart and docs: a full run refreshes docs/; a quick run only writes under results/."""
     if not args.no_chart and results["summary"]:
@@ -569,6 +586,8 @@ def publish(args: argparse.Namespace, results: dict[str, Any], text: str) -> Non
         path = report.chart(results, args.chart or default)
         shown = path or "skipped (matplotlib is missing: pip install matplotlib)"
         print(f"chart: {shown}", file=sys.stderr)
+    if not args.no_chart:
+        workload_charts(args, results)
     if args.quick or args.no_docs:
         return
     if "forkloop" not in results["summary"].get("plaintext", {}):
