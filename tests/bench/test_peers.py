@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 from collections.abc import Callable
@@ -89,3 +90,21 @@ def test_stop_ends_the_process_by_pid(start_peer: StartPeer) -> None:
     assert proc.returncode is not None
     with pytest.raises(ConnectionRefusedError):
         common.http_get(server.port, "/")
+
+
+@pytest.mark.parametrize("key", ["granian-rsgi", "granian-asgi"])
+def test_granian_peer_serves_plaintext_and_json_pinned(start_peer: StartPeer, key: str) -> None:
+    if importlib.util.find_spec("granian") is None:
+        server = start_peer(key, wait=False)
+        assert server.proc is not None
+        assert server.proc.wait(timeout=30) == common.EXIT_UNSUPPORTED
+        assert "granian is not installed" in server.output_tail()
+        pytest.skip("granian is not installed (pip install granian: the bench extra)")
+    server = start_peer(key)
+    assert_serves_both(server)
+    # granian serves from a worker process: pinned too (inherited), and counted in its CPU.
+    workers = common.descendants(server.pid)
+    assert workers
+    assert {cpus_allowed(pid) for pid in [server.pid, *workers]} == {"0"}
+    status, _, _ = common.http_get(server.port, "/missing")
+    assert status == 404

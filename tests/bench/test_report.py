@@ -202,5 +202,55 @@ def test_a_noisy_run_marks_every_verdict_provisional() -> None:
     noisy = [{**r, "others_on_server_cpu": 0.4, "others_on_client_cpu": 0.0} for r in RUNS]
     assert report.is_noisy(noisy)
     assert not report.is_noisy([{**r, "others_on_server_cpu": 0.02} for r in RUNS])
-    text = report.checks_markdown(report.checks(report.summarize(noisy), noisy, {}))
-    assert text.count("(provisional: noisy machine)") == 3
+    items = report.checks(report.summarize(noisy), noisy, {})
+    text = report.checks_markdown(items)
+    assert len(items) == 5  # issue 2 (x2), issue 17 >= 3x (x2), metrics cost
+    assert text.count("(provisional: noisy machine)") == len(items)
+
+
+def test_issue17_checks_compare_forkloop_with_granian_by_rps_and_cpu() -> None:
+    runs = [
+        *RUNS,
+        run_("granian-rsgi", 1, 85000),
+        run_("granian-rsgi", 2, 85000),
+        run_("granian-asgi", 1, 95000),
+        run_("granian-asgi", 2, 95000),
+    ]
+    items = {c["name"]: c for c in report.checks(report.summarize(runs), runs, {})}
+    triple = items["forkloop plaintext >= 3x aiohttp req/s (issue 17)"]
+    assert triple["ok"] is False
+    assert triple["value"] == pytest.approx(2.0)
+    rsgi = items["forkloop plaintext ahead of granian-rsgi (req/s and CPU/req; issue 17)"]
+    assert rsgi["ok"] is True
+    assert rsgi["value"] == pytest.approx(90000 / 85000)
+    assert rsgi["value_by_cpu"] == pytest.approx(90000 / 85000)
+    asgi = items["forkloop plaintext ahead of granian-asgi (req/s and CPU/req; issue 17)"]
+    assert asgi["ok"] is False
+
+
+def test_workload_chart_writes_a_png_per_result_with_a_chart(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    result = {
+        "chart": {
+            "title": "t",
+            "panels": [
+                {
+                    "title": "req/s",
+                    "unit": "req/s",
+                    "lower_is_better": False,
+                    "groups": {"conn-close": {"forkloop": 2.0, "aiohttp": 1.0}},
+                },
+                {
+                    "title": "CPU",
+                    "unit": "µs",
+                    "lower_is_better": True,
+                    "groups": {"conn-close": {"forkloop": 20.0, "aiohttp": float("nan")}},
+                },
+            ],
+        }
+    }
+    path = report.workload_chart(result, tmp_path / "w.png")
+    assert path is not None
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert report.workload_chart({"rows": []}, tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()
