@@ -245,7 +245,8 @@ def workload_chart(result: Mapping[str, Any], path: Path) -> Path | None:
                     xs.append(j + width * (i + 0.5 - len(peers) / 2))
                     ys.append(value)
             bars = ax.bar(xs, ys, width * 0.92, label=peer, color=CHART_COLORS.get(peer))
-            ax.bar_label(bars, labels=[f"{y:,.3g}" for y in ys], fontsize=7, padding=2)
+            shown = [f"{y:,.0f}" if abs(y) >= 100 else f"{y:.3g}" for y in ys]
+            ax.bar_label(bars, labels=shown, fontsize=7, padding=2)
         ax.set_xticks(range(len(groups)), list(groups))
         better = "lower" if panel.get("lower_is_better") else "higher"
         ax.set_title(f"{panel['title']} ({panel.get('unit', '')}) — {better} is better", fontsize=9)
