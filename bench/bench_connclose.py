@@ -39,6 +39,7 @@ def measure(quick: bool = False) -> dict[str, Any]:
                     wrk, f"http://{HOST}:{server.port}/", duration, ["Connection: close"]
                 ),
                 case="conn-close",
+                warmup=not quick,
             )
             status = peers.status
     summary = workloads.summarize(runs)

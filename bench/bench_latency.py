@@ -59,7 +59,11 @@ def measure(quick: bool = False) -> dict[str, Any]:
                 rate = fraction * aiohttp_max
                 case = f"{fraction:.0%} of aiohttp max"
                 runs += workloads.interleaved(
-                    peers, rounds, _open_loop(client_cpu, rate, duration), case=case
+                    peers,
+                    rounds,
+                    _open_loop(client_cpu, rate, duration),
+                    case=case,
+                    warmup=not quick and fraction == FRACTIONS[0],
                 )
             status = peers.status
     fields = ("rps", "cpu_us_per_req", "p50_ms", "p99_ms", "p999_ms", "client_worst_lag_ms")

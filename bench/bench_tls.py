@@ -45,6 +45,7 @@ def measure(quick: bool = False) -> dict[str, Any]:
                 rounds,
                 lambda peer, server: run_wrk(wrk, f"https://{HOST}:{server.port}/", duration),
                 case="tls keep-alive",
+                warmup=not quick,
             )
     summary = workloads.summarize(runs)
     title = f"TLS keep-alive (wrk -c{CONNECTIONS} over HTTPS, EC P-256 self-signed, GET /)"

@@ -83,6 +83,13 @@ class Peers:
     status: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __enter__(self) -> Peers:
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _start(self) -> Peers:
         for key in self.keys:
             port = free_port()
             argv = [*run.PEERS[key].command(port), *self.extra_args(key)]
@@ -146,12 +153,20 @@ def interleaved(
     rounds: int,
     load: Callable[[str, ServerProcess], WrkResult | dict[str, Any]],
     case: str = "",
+    warmup: bool = False,
 ) -> list[dict[str, Any]]:
     """``rounds`` x every running peer in turn (A B C, A B C); one dict per run.
 
-    A peer whose load fails is stopped, marked failed and left out of later rounds.
+    ``warmup`` first runs the load once against every peer and discards it (as run.py's
+    warm-up). A peer whose load fails is stopped, marked failed and left out of later rounds.
     """
     runs: list[dict[str, Any]] = []
+    for key, server in list(peers.servers.items()) if warmup else ():
+        try:
+            load(key, server)
+        except BenchError as exc:
+            peers.servers.pop(key).stop()
+            peers.status[key] = {"status": "failed", "reason": str(exc).splitlines()[0]}
     for round_no in range(1, rounds + 1):
         for key, server in list(peers.servers.items()):
             try:
