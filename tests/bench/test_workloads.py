@@ -44,6 +44,7 @@ def assert_peers(result: dict[str, Any], keys: tuple[str, ...]) -> None:
 def assert_measured(row: dict[str, Any]) -> None:
     assert row["rounds"] >= 1
     assert row["non_2xx"] == 0
+    assert row["cpu_us_per_req"] is not None, row  # None: no request was answered
     assert row["cpu_us_per_req"] > 0
 
 
