@@ -136,6 +136,8 @@ def test_multiworker_reports_cpu_per_request_and_spread(tmp_path: Path, wrk_path
 def test_websocket_syscalls_per_message(tmp_path: Path) -> None:
     needs("strace")
     result = run_quick("bench_ws_syscalls", tmp_path)
+    if "skipped" in result:
+        pytest.skip(result["skipped"])  # e.g. ptrace is not allowed in this container
     for window in ("window 1", "window 16"):
         for server in ("forkloop", "aiohttp"):
             row = result["per_message"][window][server]
@@ -175,3 +177,14 @@ def test_strace_summary_is_parsed() -> None:
         "read": 401,
         "total": 813,
     }
+
+
+def test_ws_syscalls_without_strace_is_a_skip_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bench_ws_syscalls
+
+    monkeypatch.setattr(bench_ws_syscalls, "find_strace", lambda: None)
+    result = bench_ws_syscalls.measure(quick=True)  # the servers start, and are stopped
+    assert result["skipped"] == "strace is not installed (apt-get install -y strace)"
+    assert "Skipped: strace is not installed" in result["markdown"]
