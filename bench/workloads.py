@@ -35,6 +35,7 @@ from common import (  # noqa: E402
     ServerProcess,
     WrkConfig,
     WrkResult,
+    cpu_busy_seconds,
     find_wrk,
     free_port,
     http_get,
@@ -134,9 +135,13 @@ def wrk_config(client_cpu: int | None, connections: int, workdir: Path) -> WrkCo
 
 
 def measured(
-    server: ServerProcess, load: Callable[[], WrkResult | dict[str, Any]]
+    server: ServerProcess,
+    load: Callable[[], WrkResult | dict[str, Any]],
+    cpu: int | None = None,
 ) -> dict[str, Any]:
-    """Run ``load`` against ``server``; its figures plus server CPU per request and RSS."""
+    """Run ``load`` against ``server``; its figures plus server CPU per request and RSS, and,
+    when the server is pinned to ``cpu``, the share of that CPU other processes took."""
+    busy_before = cpu_busy_seconds(cpu) if cpu is not None else None
     before = server.cpu_seconds()
     result = load()
     cpu_s = server.cpu_seconds() - before
@@ -145,6 +150,8 @@ def measured(
     data["server_cpu_s"] = cpu_s
     data["cpu_us_per_req"] = cpu_s / requests * 1e6 if requests else math.nan
     data["server_rss_mib"] = server.rss_mib()
+    if cpu is not None and busy_before is not None:
+        data["others_on_server_cpu"] = run.others_share(busy_before, cpu_busy_seconds(cpu), cpu_s)
     return data
 
 
@@ -170,7 +177,7 @@ def interleaved(
     for round_no in range(1, rounds + 1):
         for key, server in list(peers.servers.items()):
             try:
-                data = measured(server, functools.partial(load, key, server))
+                data = measured(server, functools.partial(load, key, server), peers.cpu)
             except BenchError as exc:
                 peers.servers.pop(key).stop()
                 peers.status[key] = {"status": "failed", "reason": str(exc).splitlines()[0]}
@@ -205,6 +212,9 @@ def summarize(
         rows: dict[str, dict[str, Any]] = {}
         for peer, peer_runs in by_peer.items():
             row: dict[str, Any] = {f: _median(r.get(f) for r in peer_runs) for f in fields}
+            # How much of the server's CPU other processes took (median): above ~10 % the
+            # machine was not quiet and the figures are provisional.
+            row["others_on_server_cpu"] = _median(r.get("others_on_server_cpu") for r in peer_runs)
             row["rounds"] = len(peer_runs)
             row["errors"] = sum(int(r.get("errors", 0)) for r in peer_runs)
             row["non_2xx"] = sum(int(r.get("non_2xx", 0)) for r in peer_runs)
@@ -245,6 +255,9 @@ def rows_and_chart(
                 value = row.get(key)
                 line[name] = "n/a" if value is None else value
             line["errors"] = row.get("errors", 0) + row.get("non_2xx", 0)
+            others = row.get("others_on_server_cpu")
+            if others is not None:
+                line["others on server CPU"] = f"{others:.0%}"
             rows.append(line)
     chart = {
         "title": title,
