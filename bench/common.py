@@ -160,6 +160,14 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (tells a PID's reuse apart)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds of ``pid`` and its live descendants (a master and its workers)."""
     total = proc_cpu_seconds(pid)
@@ -256,8 +264,10 @@ class ServerProcess:
         )
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout_s``; only this PID."""
+        """SIGTERM, then SIGKILL after ``timeout_s``; only this PID, then any of its workers
+        (known by PID and start time before the stop) that outlived it."""
         proc = self.proc
+        workers = {pid: _start_time(pid) for pid in descendants(proc.pid)} if proc else {}
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
@@ -267,6 +277,10 @@ class ServerProcess:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 proc.wait(timeout_s)
+        for pid, started in workers.items():
+            if started is not None and _start_time(pid) == started:  # the same process
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         if self.log is not None:
             self.log.close()
             self.log = None

@@ -108,3 +108,18 @@ def test_granian_peer_serves_plaintext_and_json_pinned(start_peer: StartPeer, ke
     assert {cpus_allowed(pid) for pid in [server.pid, *workers]} == {"0"}
     status, _, _ = common.http_get(server.port, "/missing")
     assert status == 404
+
+
+def test_stop_ends_the_workers_of_a_multi_process_server(start_peer: StartPeer) -> None:
+    if importlib.util.find_spec("granian") is None:
+        pytest.skip("granian is not installed (pip install granian: the bench extra)")
+    server = start_peer("granian-rsgi")
+    workers = common.descendants(server.pid)
+    assert workers
+    server.stop()
+    for pid in workers:  # gone, or a zombie waiting for init to reap it
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        assert state == "Z", (pid, state)
