@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -192,8 +193,17 @@ def measure(quick: bool = False) -> dict[str, Any]:
             if name != "nginx"
         }
     out["nginx"] = out.get("nginx", "not installed (apt-get install -y nginx)")
+    out["nginx_version"] = _nginx_version()
     out.update(_rows_and_chart(best))
     return out
+
+
+def _nginx_version() -> str | None:
+    nginx = shutil.which("nginx")
+    if nginx is None:
+        return None
+    done = subprocess.run([nginx, "-v"], capture_output=True, text=True, timeout=10, check=False)
+    return (done.stderr or done.stdout).strip().removeprefix("nginx version: ") or None
 
 
 def _rows_and_chart(best: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
