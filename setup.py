@@ -1,19 +1,26 @@
-"""Optional mypyc compilation of forkloop's per-request hot path (pyproject.toml has the rest).
+"""Optional compilation of forkloop's per-request hot path (pyproject.toml has the rest).
 
-The compiled modules are the same .py files, turned into C extensions by mypyc; the .py files
-stay in the package and are the fallback. Compilation is on by default and skipped (pure Python)
-when ``FORKLOOP_NO_EXTENSIONS`` is set to a non-empty value, when mypy is missing, or when the C
-build fails (no compiler, no Python headers). Build in place for development with
+The compiled modules are the same .py files, turned into C extensions by mypyc, plus the C twins
+below; the .py files stay in the package and are the fallback. Compilation is on by default and
+any failure of it, at any stage (mypyc missing, mypyc's type check, no C compiler or Python
+headers, a failing C build), leaves the pure-Python package with one warning line on stderr.
 
-    python setup.py build_ext --inplace      # or: pip install --no-build-isolation .
+- ``FORKLOOP_NO_EXTENSIONS=1``: build pure Python (a ``py3-none-any`` wheel), no warning.
+- ``FORKLOOP_REQUIRE_EXTENSIONS=1``: any such failure is an error instead, so a release wheel or
+  an image can never be silently pure.
+- ``FORKLOOP_MYPYC_MODULES`` (comma-separated paths) overrides the mypyc list, for experiments.
 
-``FORKLOOP_MYPYC_MODULES`` (comma-separated paths) overrides the list, for experiments.
+Only the commands that build (``build_ext``, ``bdist_wheel``, ``editable_wheel``, ...) run mypyc;
+metadata and sdist requests from pip/build do not pay for it. In place, for development:
+
+    python setup.py build_ext --inplace      # what `make compiled` runs
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from typing import Any
 
 from setuptools import Extension, setup
@@ -52,17 +59,71 @@ C_MODULES = [
 ]
 
 
-def _ext_modules() -> list[Any]:
-    if os.environ.get("FORKLOOP_NO_EXTENSIONS"):
-        return []
+# The setup.py commands that compile; anything else (egg_info, dist_info, sdist) needs no C.
+_BUILDING = {"build", "build_ext", "bdist", "bdist_wheel", "bdist_egg", "editable_wheel"}
+_BUILDING |= {"install", "develop"}
+
+
+class ExtensionsUnavailable(Exception):
+    """The compiled build cannot be made here; the message says why, in one line."""
+
+
+def _required() -> bool:
+    return os.environ.get("FORKLOOP_REQUIRE_EXTENSIONS", "") not in ("", "0")
+
+
+def _fall_back(reason: str) -> list[Any]:
+    reason = " ".join(reason.split())
+    if _required():
+        sys.exit(f"forkloop: FORKLOOP_REQUIRE_EXTENSIONS is set and {reason}")
+    print(f"WARNING: forkloop: building pure Python (slower): {reason}", file=sys.stderr)
+    return []
+
+
+def _check_c_toolchain() -> None:
+    """Compile and link a one-line extension: a C compiler and Python's headers are present."""
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.errors import CCompilerError, DistutilsError
+    from setuptools._distutils.sysconfig import customize_compiler, get_python_inc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "probe.c")
+        with open(source, "w") as f:
+            f.write("#include <Python.h>\nint forkloop_probe(void) { return 0; }\n")
+        compiler: Any = new_compiler()
+        customize_compiler(compiler)
+        try:
+            objects = compiler.compile(
+                [source], output_dir=tmp, include_dirs=[get_python_inc()], extra_postargs=[]
+            )
+            compiler.link_shared_object(objects, os.path.join(tmp, "probe.so"))
+        except (CCompilerError, DistutilsError, OSError) as exc:
+            raise ExtensionsUnavailable(f"no working C compiler ({exc})") from None
+
+
+def _mypyc_modules() -> list[Any]:
     try:
         from mypyc.build import mypycify
-    except ImportError:
-        print("forkloop: mypy/mypyc not installed, building pure Python", file=sys.stderr)
-        return []
+    except ImportError as exc:
+        raise ExtensionsUnavailable(f"mypyc is not installed ({exc})") from None
     override = os.environ.get("FORKLOOP_MYPYC_MODULES")
     modules = [m for m in override.split(",") if m] if override else HOT_MODULES
-    compiled = list(mypycify(modules, opt_level="3", group_name="forkloop._compiled"))
+    try:
+        return list(mypycify(modules, opt_level="3", group_name="forkloop._compiled"))
+    except (Exception, SystemExit) as exc:  # mypyc exits on type errors (printed above)
+        raise ExtensionsUnavailable(f"mypyc failed ({exc!r})") from None
+
+
+def _ext_modules() -> list[Any]:
+    if os.environ.get("FORKLOOP_NO_EXTENSIONS", "") not in ("", "0"):
+        return []
+    if not _BUILDING & set(sys.argv[1:]):
+        return []
+    try:
+        _check_c_toolchain()
+        compiled = _mypyc_modules()
+    except ExtensionsUnavailable as exc:
+        return _fall_back(str(exc))
     return compiled + [Extension(name, [source]) for name, source in C_MODULES]
 
 
@@ -72,12 +133,13 @@ class _OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # any compiler trouble means: no extensions
+        except (Exception, SystemExit) as exc:  # any compiler trouble means: no extensions
             # All or nothing: a module's shim without the shared library would not import.
             for path in self.get_outputs():
                 if os.path.exists(path):
                     os.remove(path)
-            print(f"forkloop: C extensions not built ({exc}); pure Python", file=sys.stderr)
+            self.extensions = []
+            _fall_back(f"the C build failed ({exc!r})")
 
 
 setup(ext_modules=_ext_modules(), cmdclass={"build_ext": _OptionalBuildExt})

@@ -221,7 +221,11 @@ def serve(args: Sequence[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forkloop", description="The forkloop web server.")
-    parser.add_argument("--version", action="version", version=f"forkloop {__version__}")
+    from ._build import describe
+
+    # The version and which build runs: "forkloop 0.1.0 (compiled: 11 modules)" or "(pure Python)".
+    version = f"forkloop {__version__} ({describe()})"
+    parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser(
         "serve",

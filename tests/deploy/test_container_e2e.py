@@ -333,3 +333,197 @@ def test_supervisor_as_pid1_reaps_orphans_and_stops_on_term(
         if wrapper.poll() is None:
             os.killpg(wrapper.pid, signal.SIGKILL)  # the process group we started
             wrapper.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------
+# The image itself: deploy/Dockerfile built with podman and run as the kubelet would run it.
+# Where no registry is reachable the base is a local debootstrap image (.ci/container-base);
+# FORKLOOP_CONTAINER_BASE names another. Skipped where podman cannot run, never in CI (CI=true).
+
+CI_BASE = "localhost/forkloop-ci-base:bookworm"
+IMAGE = "localhost/forkloop-e2e:test"
+# How podman must run on this project's machines (runc; the default ulimits are too high).
+PODMAN_RUN_OPTS = ["--runtime", "runc", "--ulimit", "nofile=1024:1024"]
+PODMAN_RUN_OPTS += ["--ulimit", "nproc=1000:1000"]
+REPORT = ROOT / "build" / "container-e2e.log"
+
+
+def podman(*args: str, timeout: float = 60, check: bool = True) -> str:
+    done = subprocess.run(
+        ["podman", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args)} -> {done.returncode}\n{done.stderr}")
+    return done.stdout.strip()
+
+
+def skip_or_fail(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must run the container test: .ci/run prepares it)")
+    pytest.skip(reason)
+
+
+def container_base() -> str:
+    import shutil
+
+    if shutil.which("podman") is None:
+        skip_or_fail("podman is not installed (apt-get install podman runc)")
+    if os.geteuid() != 0:
+        skip_or_fail("the container test runs podman as root")
+    for base in filter(None, (os.environ.get("FORKLOOP_CONTAINER_BASE"), CI_BASE)):
+        if subprocess.run(["podman", "image", "exists", base], check=False).returncode == 0:
+            return base
+    skip_or_fail(f"no local base image: run .ci/container-base (builds {CI_BASE})")
+    raise AssertionError("unreachable")
+
+
+def report(line: str) -> None:
+    """The figures CI shows: appended to build/container-e2e.log (.ci/run prints it)."""
+    REPORT.parent.mkdir(exist_ok=True)
+    with REPORT.open("a") as f:
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+
+
+def build_context(dest: Path) -> Path:
+    """A clean build context: the files of a fresh clone plus uncommitted work, no .venv,
+    build/ or in-place *.so (podman may not read the Dockerfile's .dockerignore)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "-c", "-o", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes((ROOT / name).read_bytes())
+    return dest
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_image_built_and_run_with_podman(
+    dockerfile: list[Instruction],
+    deployment: dict[str, Any],
+    container: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    base_image = container_base()
+    started = time.monotonic()
+    build = subprocess.run(
+        [
+            "podman",
+            "build",
+            *PODMAN_RUN_OPTS,
+            "-v",
+            "/etc/ssl/certs:/etc/ssl/certs:ro",
+            "--build-arg",
+            f"BASE_IMAGE={base_image}",
+            "-f",
+            str(ROOT / "deploy" / "Dockerfile"),
+            "-t",
+            IMAGE,
+            str(build_context(tmp_path / "context")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1000,
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout[-6000:] + build.stderr[-3000:]
+    assert "(compiled: " in build.stdout, "the image runs the compiled build"
+    size_mb = int(podman("image", "inspect", "--format", "{{.Size}}", IMAGE)) / 1e6
+    report(
+        f"image {IMAGE} on {base_image}: {size_mb:.0f} MB, "
+        f"built in {time.monotonic() - started:.0f} s"
+    )
+
+    # As the kubelet runs it: the Deployment's args after the image's ENTRYPOINT, the workers
+    # from the CPU request; the pod's securityContext as podman options.
+    ref = next(e for e in container["env"] if e["name"] == "WEB_CONCURRENCY")
+    workers = downward_cpu(
+        container["resources"]["requests"]["cpu"],
+        ref["valueFrom"]["resourceFieldRef"].get("divisor", "1"),
+    )
+    http_port, metrics_port = free_port(), free_port()
+    name = f"forkloop-e2e-{os.getpid()}-{http_port}"
+    args = [str(a) for a in container["args"]]
+    cold_start = time.monotonic()
+    podman(
+        "run",
+        "-d",
+        *PODMAN_RUN_OPTS,
+        "--name",
+        name,
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        f"WEB_CONCURRENCY={workers}",
+        "-p",
+        f"127.0.0.1:{http_port}:8080",
+        "-p",
+        f"127.0.0.1:{metrics_port}:9100",
+        IMAGE,
+        *args,
+    )
+    try:
+        base = f"http://127.0.0.1:{http_port}"
+
+        def running() -> bool:
+            return podman("inspect", "--format", "{{.State.Running}}", name) == "true"
+
+        ready = wait_for(lambda: not running() or status_of(base + "/-/readyz") == 200, 60)
+        ready_s = time.monotonic() - cold_start
+        logs = podman("logs", name, check=False)
+        assert running(), f"the container stopped\n{logs[-3000:]}"
+        assert ready, f"/-/readyz not 200 within 60 s\n{logs[-3000:]}"
+        report(f"cold start (podman run -> /-/readyz 200): {ready_s:.2f} s, {workers} workers")
+
+        # The container contract: non-root numeric user, read-only root, /tmp a writable tmpfs.
+        assert podman("exec", name, "id", "-u") == "10001"
+        assert podman("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", name) == "true"
+        probe = "import pathlib; pathlib.Path('{}').write_text('x')"
+        assert (
+            subprocess.run(
+                ["podman", "exec", name, "python", "-c", probe.format("/app/x")],
+                capture_output=True,
+                check=False,
+            ).returncode
+            != 0
+        ), "the root file system must be read-only"
+        podman("exec", name, "python", "-c", probe.format("/tmp/x"))
+        mounts = podman("exec", name, "cat", "/proc/mounts").splitlines()
+        assert any(line.split()[1:3] == ["/tmp", "tmpfs"] for line in mounts), mounts
+        version = podman("exec", name, "forkloop", "--version")
+        assert "(compiled: " in version, version
+
+        # The demo page and a metrics scrape covering every worker.
+        with urllib.request.urlopen(base + "/", timeout=5) as response:
+            assert response.status == 200
+            assert b"<html" in response.read().lower()
+        scrape = f"http://127.0.0.1:{metrics_port}/metrics"
+        assert wait_for(lambda: metric_sum(scrape, READY_WORKERS) == workers, 15), metrics_text(
+            scrape
+        )
+        supervisor = int(podman("inspect", "--format", "{{.State.Pid}}", name))
+        worker_pids = children_of(supervisor)
+        assert len(worker_pids) == workers, worker_pids
+
+        # `podman stop`: SIGTERM to PID 1, SIGKILL only after the grace period.
+        grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        stopped_at = time.monotonic()
+        podman("stop", "-t", str(grace), name, timeout=grace + 30)
+        stop_s = time.monotonic() - stopped_at
+        exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", name)
+        logs = podman("logs", name, check=False)
+        assert exit_code == "0", f"exit {exit_code} after {stop_s:.1f} s\n{logs[-3000:]}"
+        assert stop_s < grace, f"stopped after {stop_s:.1f} s, grace {grace} s"
+        assert [pid for pid in worker_pids if proc_stat(pid) is not None] == []
+        report(
+            f"podman stop -> exit 0 in {stop_s:.1f} s (drain delay "
+            f"{option_value(args, '--drain-delay')} s, grace {grace} s)"
+        )
+    finally:
+        podman("rm", "-f", name, check=False)

@@ -59,11 +59,32 @@ def test_hadolint_is_really_linting(tmp_path: Path) -> None:
     assert "DL3025" in result.stdout  # CMD in shell form
 
 
+def global_args(dockerfile: list[Instruction]) -> dict[str, str]:
+    """The ARGs declared before the first FROM, with their defaults."""
+    args: dict[str, str] = {}
+    for ins in dockerfile:
+        if ins.keyword == "FROM":
+            break
+        if ins.keyword == "ARG":
+            name, _, default = ins.args.partition("=")
+            args[name.strip()] = default.strip()
+    return args
+
+
+def test_base_image_is_a_build_argument(dockerfile: list[Instruction]) -> None:
+    # CI builds on a local debootstrap base (--build-arg BASE_IMAGE=...); both stages use it.
+    froms = [ins.args.split()[0] for ins in dockerfile if ins.keyword == "FROM"]
+    assert len(froms) >= 2
+    assert set(froms) == {"${BASE_IMAGE}"}, froms
+    assert global_args(dockerfile)["BASE_IMAGE"].startswith("python:")
+
+
 def test_multi_stage_on_a_slim_python_base(dockerfile: list[Instruction]) -> None:
     froms = [ins for ins in dockerfile if ins.keyword == "FROM"]
     assert len(froms) >= 2, "multi-stage: a build stage and a runtime stage"
+    defaults = global_args(dockerfile)
     for ins in froms:
-        image = ins.args.split()[0]
+        image = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], ins.args.split()[0])
         assert image.startswith("python:"), image
         assert "-slim" in image, f"line {ins.line}: {image} is not a slim base"
         assert not image.endswith(":latest")
@@ -72,6 +93,13 @@ def test_multi_stage_on_a_slim_python_base(dockerfile: list[Instruction]) -> Non
     assert any(ins.args.startswith("--from=") for ins in copies), "runtime copies the build"
     # Only the virtualenv crosses over: no source tree, no compiler in the runtime stage.
     assert not any(ins.keyword == "RUN" and "pip install" in ins.args for ins in runtime)
+
+
+def test_the_image_build_refuses_a_pure_python_install(dockerfile: list[Instruction]) -> None:
+    build = dockerfile[: dockerfile.index(final_stage(dockerfile)[0])]
+    install = next(ins for ins in build if ins.keyword == "RUN" and "pip install" in ins.args)
+    assert "FORKLOOP_REQUIRE_EXTENSIONS" in install.args
+    assert any(ins.args == "FORKLOOP_REQUIRE_EXTENSIONS=1" for ins in build if ins.keyword == "ARG")
 
 
 def test_runs_as_a_non_root_numeric_user(dockerfile: list[Instruction]) -> None:
