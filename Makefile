@@ -19,7 +19,7 @@ SOURCES := $(shell find forkloop \( -name '*.py' -o -name '*.c' \) -not -path '*
 PURE_TESTS := tests/http tests/server tests/web tests/core_web tests/websocket
 BUILD_REQUIRES = $(shell $(PYTHON) -c 'import tomllib; print(" ".join(repr(r) for r in tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))')
 
-.PHONY: demo test lint typecheck pytest pytest-pure bench clean compiled pure dist
+.PHONY: demo test lint typecheck pytest pytest-pure pytest-packaging bench clean compiled pure dist
 
 $(BASE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,14 +60,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict forkloop
 
-# Two workers: the suite is mostly waiting on sockets and subprocesses (2 cores in CI).
+# Two workers: the suite is mostly waiting on sockets and subprocesses (2 cores in CI). The
+# packaging tests (isolated builds, the container image) take the CPU for minutes: they run on
+# their own, one test file per worker, so that they never slow the timing-sensitive tests.
 pytest: $(STAMP) $(COMPILED)
-	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 -m 'not packaging' $(PYTEST_ARGS)
 
-pytest-pure: $(STAMP) $(COMPILED)
+pytest-packaging: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile -m packaging
+
+pytest-pure: $(STAMP)
 	FORKLOOP_NO_EXTENSIONS=1 $(PY) -m pytest -q -n 2 $(PURE_TESTS)
 
-test: lint typecheck pytest pytest-pure
+test: lint typecheck pytest pytest-pure pytest-packaging
 
 bench: $(BENCH_STAMP) $(COMPILED)
 	$(PY) bench/run.py $(BENCH_ARGS)

