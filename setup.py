@@ -5,9 +5,10 @@ below; the .py files stay in the package and are the fallback. Compilation is on
 any failure of it, at any stage (mypyc missing, mypyc's type check, no C compiler or Python
 headers, a failing C build), leaves the pure-Python package with one warning line on stderr.
 
-- ``FORKLOOP_NO_EXTENSIONS=1``: build pure Python (a ``py3-none-any`` wheel), no warning.
-- ``FORKLOOP_REQUIRE_EXTENSIONS=1``: any such failure is an error instead, so a release wheel or
-  an image can never be silently pure.
+- ``FORKLOOP_NO_EXTENSIONS=1`` (any non-empty value): build pure Python (a ``py3-none-any``
+  wheel), no warning.
+- ``FORKLOOP_REQUIRE_EXTENSIONS=1`` (any non-empty value): any such failure is an error instead,
+  so a release wheel or an image can never be silently pure.
 - ``FORKLOOP_MYPYC_MODULES`` (comma-separated paths) overrides the mypyc list, for experiments.
 
 Only the commands that build (``build_ext``, ``bdist_wheel``, ``editable_wheel``, ...) run mypyc;
@@ -69,7 +70,7 @@ class ExtensionsUnavailable(Exception):
 
 
 def _required() -> bool:
-    return os.environ.get("FORKLOOP_REQUIRE_EXTENSIONS", "") not in ("", "0")
+    return bool(os.environ.get("FORKLOOP_REQUIRE_EXTENSIONS"))
 
 
 def _fall_back(reason: str) -> list[Any]:
@@ -115,7 +116,7 @@ def _mypyc_modules() -> list[Any]:
 
 
 def _ext_modules() -> list[Any]:
-    if os.environ.get("FORKLOOP_NO_EXTENSIONS", "") not in ("", "0"):
+    if os.environ.get("FORKLOOP_NO_EXTENSIONS"):  # any value, as forkloop/__init__.py reads it
         return []
     if not _BUILDING & set(sys.argv[1:]):
         return []

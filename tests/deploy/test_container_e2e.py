@@ -475,7 +475,7 @@ def test_image_built_and_run_with_podman(
         def running() -> bool:
             return podman("inspect", "--format", "{{.State.Running}}", name) == "true"
 
-        ready = wait_for(lambda: not running() or status_of(base + "/-/readyz") == 200, 60)
+        ready = wait_for(lambda: not running() or status_of(base + "/-/readyz") == 200, 60, 0.05)
         ready_s = time.monotonic() - cold_start
         logs = podman("logs", name, check=False)
         assert running(), f"the container stopped\n{logs[-3000:]}"

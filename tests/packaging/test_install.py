@@ -241,6 +241,19 @@ def test_without_a_c_compiler_the_build_is_pure_with_one_warning(tmp_path: Path)
     assert not list((tmp_path / "guarded").glob("*.whl"))
 
 
+def test_a_mypyc_type_error_falls_back_to_pure_with_one_warning(tmp_path: Path) -> None:
+    """mypyc exits (SystemExit) on a type error while setup.py runs: still a pure build."""
+    src = copy_tree(tmp_path / "src")
+    (src / "forkloop" / "_mistyped.py").write_text('"""Not a str."""\n\nx: int = "not an int"\n')
+    done = pip_wheel(src, tmp_path / "out", FORKLOOP_MYPYC_MODULES="forkloop/_mistyped.py")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    (wheel,) = (tmp_path / "out").glob("forkloop-*.whl")
+    assert wheel.name.endswith("-py3-none-any.whl")
+    warnings = fallback_warnings(done.stdout + done.stderr)
+    assert len(warnings) == 1, warnings
+    assert "mypyc failed" in warnings[0]
+
+
 def test_uv_pip_install_builds_with_isolation(tmp_path: Path) -> None:
     """`uv pip install .` into a fresh venv (pure here, the compiled build is tested above)."""
     uv = Path(sys.executable).with_name("uv")
