@@ -10,6 +10,11 @@ terminationGracePeriodSeconds, the ports released.
 
 It runs twice: with the image's default APP (the demo) and with a stand-in app from this folder
 in its place (everything else unchanged), so the deployment is exercised before the demo exists.
+
+The image itself is built from deploy/Dockerfile with podman and run as the kubelet would run it
+(test_image_built_and_run_with_podman, marked ``packaging``: `make test` runs it after the rest).
+Its figures (image size, cold start to ready, stop time) go to build/container-e2e.log, which
+.ci/run prints.
 """
 
 from __future__ import annotations
