@@ -6,7 +6,8 @@ HASH := $(shell cksum pyproject.toml | cut -d' ' -f1)
 # What each command installs into the one venv, re-done when pyproject.toml changes:
 # BASE_STAMP: the package (editable) with its runtime dependencies and pyproject's build
 # requirements (mypy compiles the hot path in place) -- all `make demo` needs;
-# STAMP: plus the test extra (`make test`, lint, typecheck); BENCH_STAMP: plus the bench extra.
+# STAMP: plus the test and bench extras (`make test`, lint, typecheck: the suite checks bench/
+# too); BENCH_STAMP: plus the bench extra only (`make bench`).
 BASE_STAMP := $(VENV)/.installed-base-$(HASH)
 STAMP := $(VENV)/.installed-test-$(HASH)
 BENCH_STAMP := $(VENV)/.installed-bench-$(HASH)
@@ -31,7 +32,7 @@ $(BASE_STAMP): pyproject.toml
 	touch $@
 
 $(STAMP): $(BASE_STAMP)
-	FORKLOOP_NO_EXTENSIONS=1 $(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	FORKLOOP_NO_EXTENSIONS=1 $(PY) -m pip install -q --no-build-isolation -e '.[test,bench]'
 	touch $@
 
 $(BENCH_STAMP): $(BASE_STAMP)

@@ -11,9 +11,9 @@ Dockerfile and the supervisor's documented options: the things a schema cannot s
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +92,12 @@ def kustomize_build() -> list[dict[str, Any]]:
 
 
 def project_version() -> str:
-    with (ROOT / "pyproject.toml").open("rb") as f:
-        version: str = tomllib.load(f)["project"]["version"]
-    return version
+    """forkloop/__init__.py's ``__version__`` (pyproject.toml reads it from there)."""
+    match = re.search(
+        r'^__version__ = "([^"]+)"$', (ROOT / "forkloop" / "__init__.py").read_text(), re.M
+    )
+    assert match, "forkloop/__init__.py sets __version__"
+    return match.group(1)
 
 
 def test_kustomize_renders_the_base() -> None:
