@@ -68,26 +68,37 @@ class ConnectionOwner(Protocol):
 
 
 @types.coroutine
-def _resume(coro: Coroutine[Any, Any, None], yielded: Any) -> Generator[Any, Any, None]:
-    """Drive a handler coroutine that was started outside the task, from inside it.
+def _resume(
+    coro: Coroutine[Any, Any, None],
+    context: contextvars.Context,
+    yielded: Any,
+    error: BaseException | None,
+) -> Generator[Any, Any, None]:
+    """Drive a request's handler from inside the connection task, every step in its context.
 
-    First hands the task what the handler's first step yielded (the future it waits on), then
-    forwards every resumption (``send``) and cancellation (``throw``) to the handler.
+    Hands the task what the handler's latest step yielded (the future it waits on), then
+    forwards every resumption (``send``) and cancellation (``throw``) to the handler, inside
+    the request's own ``context``. ``error``, if given, is thrown in first: a cancellation of
+    the task that arrived while it was not yet driving the handler.
     """
     while True:
-        try:
-            sent = yield yielded
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # cancellation and friends go to the handler
+        if error is None:
             try:
-                yielded = coro.throw(exc)
+                sent = yield yielded
+            except GeneratorExit:
+                context.run(coro.close)
+                raise
+            except BaseException as exc:  # cancellation and friends go to the handler
+                error = exc
+                continue
+            try:
+                yielded = context.run(coro.send, sent)
             except StopIteration:
                 return
         else:
+            thrown, error = error, None
             try:
-                yielded = coro.send(sent)
+                yielded = context.run(coro.throw, thrown)
             except StopIteration:
                 return
 
@@ -127,6 +138,9 @@ class HttpProtocol(asyncio.Protocol):
         "_drain_waiters",
         "_error_queued",
         "_force_close",
+        "_handler",
+        "_handler_context",
+        "_handler_yielded",
         "_heads_at_timer",
         "_loop",
         "_no_keepalive",
@@ -134,7 +148,6 @@ class HttpProtocol(asyncio.Protocol):
         "_on_eof",
         "_owner",
         "_parser",
-        "_pending",
         "_pipeline_paused",
         "_queue",
         "_read_pauses",
@@ -174,8 +187,12 @@ class HttpProtocol(asyncio.Protocol):
         self._cycle_payload: StreamReader | None = None
         self._task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._pending: tuple[Coroutine[Any, Any, None], Any, StreamReader] | None = None
-        self._context = contextvars.Context()
+        # The request cycle in progress, while the eager step has handed it to the task: its
+        # handler coroutine, the request's own context and what its latest step yielded.
+        self._handler: Coroutine[Any, Any, None] | None = None
+        self._handler_context: contextvars.Context | None = None
+        self._handler_yielded: Any = None
+        self._context = contextvars.Context()  # the connection's base context (the task's)
         self._closed: asyncio.Future[None] | None = None
         self._busy = False
         self._force_close = False
@@ -487,19 +504,20 @@ class HttpProtocol(asyncio.Protocol):
                 waiter.set_result(None)
 
     def _run_eagerly(self, task: asyncio.Task[None]) -> bool:
-        """Run queued requests' handlers right here, as steps of the parked connection task.
+        """Run queued request cycles right here, as steps of the parked connection task.
 
-        Most handlers answer without ever waiting; running their first step inside this
-        callback saves waking the task through the loop for every request. The step runs with
-        the connection task as the current task and in its context, so ``current_task()``,
-        ``asyncio.timeout()`` and context variables behave exactly as under the task. A handler
-        that does wait is handed over, suspended, to the task, which drives it on. Returns
-        False if nothing ran (the caller wakes the task instead).
+        Most handlers answer without ever waiting; taking their first step inside this
+        callback saves waking the task through the loop for every request. The step is the
+        same cycle start the task takes (``_start_cycle``), run with the connection task as
+        the current task, so ``current_task()`` and ``asyncio.timeout()`` behave as under the
+        task. A handler that does wait is handed over, suspended, to the task (``_serve``),
+        which drives it on in the request's context. Returns False if nothing ran (the caller
+        wakes the task instead).
         """
         loop = self._loop
         queue = self._queue
         ran = False
-        while queue and self._pending is None and self.transport is not None:
+        while queue and self._handler is None and self.transport is not None:
             item = queue[0]
             if not isinstance(item, tuple) or (self.closing and self._served):
                 break  # errors and shutdown are the task's business
@@ -509,27 +527,22 @@ class HttpProtocol(asyncio.Protocol):
                 break
             self._dequeue()
             ran = True
-            head, payload = item
-            self._begin_cycle(payload)
-            coro = self._owner.handle(self, head, payload)
-            go_on: bool | None = None  # set when the handler finished: whether to go on
+            failure: BaseException | None = None
+            yielded: Any = DONE
             try:
-                yielded = step(self._context, coro)
-            except BaseException:
-                self._end_cycle()
-                self._close()
-                go_on = False
-            else:
-                if yielded is DONE:
-                    self._end_cycle()
-                    go_on = self._after_cycle(payload)
+                yielded = self._start_cycle(item[0], item[1])
+            except BaseException as exc:
+                failure = exc
             finally:
                 _leave_task(loop, task)  # type: ignore[misc]
-            if go_on is not None:  # no break/continue in try/finally: mypyc (setup.py)
-                if go_on:
+            if failure is not None:
+                self._cycle_failed(failure)
+                break
+            if yielded is DONE:
+                if self._end_cycle(task):
                     continue
                 break
-            self._pending = (coro, yielded, payload)
+            self._handler_yielded = yielded  # the task drives the handler on from here
             self._wake()
             return True
         if ran and (queue or self.transport is None):
@@ -537,52 +550,125 @@ class HttpProtocol(asyncio.Protocol):
         return ran
 
     async def _serve(self) -> None:
-        """The connection's one task: answers queued requests in order until it closes."""
+        """The connection's one task: runs request cycles in order until the connection closes.
+
+        A cycle starts here or, eagerly, in ``_run_eagerly``; either way it ends here (if its
+        handler waited) or there, through the same ``_start_cycle`` and ``_end_cycle``.
+        """
         queue = self._queue
-        owner = self._owner
+        task = self._task
+        if task is None:  # not started by _kick (a test driving the coroutine)
+            task = cast("asyncio.Task[None]", asyncio.current_task())
         try:
             while self.transport is not None:
-                pending = self._pending
-                if pending is not None:
-                    self._pending = None
-                    coro, yielded, payload = pending
+                error: BaseException | None = None
+                if self._handler is None:
+                    if queue:
+                        if not self._start_queued():
+                            return
+                    else:
+                        self._waiter = waiter = self._loop.create_future()
+                        try:
+                            await waiter
+                        except asyncio.CancelledError as exc:
+                            error = self._cancel_handed_over(exc)
+                        if error is None:
+                            continue
+                handler = self._handler
+                context = self._handler_context
+                yielded = self._handler_yielded
+                if yielded is not DONE and handler is not None and context is not None:
                     try:
-                        await _resume(coro, yielded)
-                    finally:
-                        self._end_cycle()
-                    if not self._after_cycle(payload):
+                        await _resume(handler, context, yielded, error)
+                    except BaseException as exc:
+                        self._cycle_failed(exc)
                         return
-                    continue
-                if not queue:
-                    self._waiter = waiter = self._loop.create_future()
-                    await waiter
-                    continue
-                item = self._dequeue()
-                if isinstance(item, HttpError):
-                    self._reply_error(item)
-                    return
-                if self.closing and self._served:  # shutting down: no further requests
-                    self._close()
-                    return
-                head, payload = item
-                self._begin_cycle(payload)
-                try:
-                    await owner.handle(self, head, payload)
-                finally:
-                    self._end_cycle()
-                if not self._after_cycle(payload):
+                if not self._end_cycle(task):
                     return
         except asyncio.CancelledError:
             self._close()
-        except Exception:
-            self._close()
-            raise
         finally:
-            self._task = None
-            self._waiter = None
-            pending, self._pending = self._pending, None
-            if pending is not None:
-                pending[0].close()
+            self._stopped_serving()
+
+    def _stopped_serving(self) -> None:
+        self._task = None
+        self._waiter = None
+        handler, self._handler = self._handler, None
+        if handler is not None and self._handler_context is not None:
+            self._handler_context.run(handler.close)  # a handler handed over, never driven
+        self._handler_context = self._handler_yielded = None
+
+    def _start_queued(self) -> bool:
+        """In the task: start the cycle of the next queued item; False if the connection ends
+        instead (an error reply, a shutdown, a cycle that failed at once)."""
+        item = self._dequeue()
+        if isinstance(item, HttpError):
+            self._reply_error(item)
+            return False
+        if self.closing and self._served:  # shutting down: no further requests
+            self._close()
+            return False
+        try:
+            self._handler_yielded = self._start_cycle(item[0], item[1])
+        except BaseException as exc:
+            self._cycle_failed(exc)
+            return False
+        return True
+
+    def _cancel_handed_over(self, exc: asyncio.CancelledError) -> BaseException:
+        """The task was cancelled while parked: with no handler in progress, that ends the
+        connection (re-raised). A handler the eager step just handed over gets it instead (an
+        ``asyncio.timeout`` expiring, a disconnect), as the current step of its own task
+        would: the future it waits on is cancelled and the error thrown into it."""
+        if self._handler is None:
+            raise exc
+        waited = self._handler_yielded
+        if isinstance(waited, asyncio.Future):
+            waited.cancel()
+        return exc
+
+    def _start_cycle(self, head: RequestHead, payload: StreamReader) -> Any:
+        """Start one request cycle: its handler, in a fresh copy of the connection's base
+        context (nothing a request sets is seen by the next one), stepped once.
+
+        Returns :data:`DONE` when the handler finished in that step, else what it yielded;
+        the handler and its context stay in ``_handler``/``_handler_context`` until
+        ``_end_cycle``. Exceptions from the step propagate (see ``_cycle_failed``).
+        """
+        self._cycle_payload = payload
+        self._busy = True
+        context = self._handler_context = self._context.copy()
+        handler = self._handler = self._owner.handle(self, head, payload)
+        return step(context, handler)
+
+    def _end_cycle(self, task: asyncio.Task[None]) -> bool:
+        """A request cycle has finished: decide whether the connection goes on (and close it
+        if not). A cancellation the handler left counted on the task is forgotten, so it
+        cannot confuse the next request's ``asyncio.timeout()``."""
+        payload = self._cycle_payload
+        self._busy = False
+        self._cycle_payload = None
+        self._handler = self._handler_context = self._handler_yielded = None
+        self._served += 1
+        if task.cancelling():
+            while task.uncancel():
+                pass
+        if payload is None:
+            return False
+        return self._after_cycle(payload)
+
+    def _cycle_failed(self, exc: BaseException) -> None:
+        """A request cycle ended with an exception (the server's ``handle`` lets only
+        cancellation and lost connections through): the connection closes."""
+        self._busy = False
+        self._cycle_payload = None
+        self._handler = self._handler_context = self._handler_yielded = None
+        self._served += 1
+        self._close()
+        if not isinstance(exc, asyncio.CancelledError | ConnectionError):
+            self._loop.call_exception_handler(
+                {"message": "request cycle failed", "exception": exc, "protocol": self}
+            )
 
     def _dequeue(self) -> tuple[RequestHead, StreamReader] | HttpError:
         """The next queued item; reading resumes once the backlog is below the limit."""
@@ -591,15 +677,6 @@ class HttpProtocol(asyncio.Protocol):
             self._pipeline_paused = False
             self.resume_reading()
         return item
-
-    def _begin_cycle(self, payload: StreamReader) -> None:
-        self._cycle_payload = payload
-        self._busy = True
-
-    def _end_cycle(self) -> None:
-        self._busy = False
-        self._cycle_payload = None
-        self._served += 1
 
     def _after_cycle(self, payload: StreamReader) -> bool:
         """Decide whether the connection goes on after a response; close it if not."""
