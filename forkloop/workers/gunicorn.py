@@ -821,11 +821,13 @@ def _reject_wsgi(obj: Callable[..., object]) -> None:
 def _not_an_app(obj: object, factory: object = None) -> str:
     got = f"{type(obj).__module__}.{type(obj).__qualname__}"
     where = f"{_name(factory)}() returned" if factory is not None else "the app object is"
-    hint = ""
-    if type(obj).__module__.startswith("aiohttp"):
-        hint = " (an aiohttp object: build the app with `from forkloop import web`)"
+    from forkloop.core.web.app import foreign_app_error
+
+    foreign = foreign_app_error(obj)
+    if foreign is not None:
+        return foreign if factory is None else f"{_name(factory)}(): {foreign}"
     return (
-        f"{where} {got}{hint}; forkloop's gunicorn worker expects a forkloop.web.Application, "
+        f"{where} {got}; forkloop's gunicorn worker expects a forkloop.web.Application, "
         "an AppRunner, or a (possibly async) factory returning one"
     )
 

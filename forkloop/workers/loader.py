@@ -108,21 +108,30 @@ def resolve(spec: str) -> AppTarget:
 
 
 def is_app(obj: object) -> bool:
-    try:
-        from forkloop.core.web.app import Application
-    except ImportError:  # pragma: no cover - the engine is always there in a worker
-        pass
-    else:
-        if isinstance(obj, Application):
-            return True
+    from forkloop.core.web.app import Application, foreign_app_error
+
+    if isinstance(obj, Application):
+        return True
+    if foreign_app_error(obj) is not None:
+        return False  # an aiohttp Application has the same attributes
     return hasattr(obj, "router") and hasattr(obj, "freeze") and hasattr(obj, "_handle")
+
+
+def _refuse_foreign(obj: object) -> None:
+    from forkloop.core.web.app import foreign_app_error
+
+    error = foreign_app_error(obj)
+    if error is not None:
+        raise AppLoadError(error)
 
 
 def make_app(target: AppTarget) -> Any:
     """The Application, or an awaitable of it for an ``async def`` factory."""
     obj = target.obj
-    if not target.call and is_app(obj):
-        return obj
+    if not target.call:
+        _refuse_foreign(obj)
+        if is_app(obj):
+            return obj
     if not callable(obj):
         raise AppLoadError(f"{target.spec} is a {type(obj).__name__}, not an Application")
     try:
@@ -135,6 +144,7 @@ def make_app(target: AppTarget) -> Any:
 
 
 def check_app(obj: object, spec: str) -> Any:
+    _refuse_foreign(obj)
     if not is_app(obj):
         raise AppLoadError(
             f"{spec} returned a {type(obj).__name__}, expected a forkloop.web.Application"

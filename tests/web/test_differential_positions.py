@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -171,9 +172,7 @@ def add_scenarios(web: ModuleType, app: Any) -> None:
 def _scenario_bytes(method: str, path: str, kwargs: dict[str, Any]) -> bytes:
     if "json" in kwargs:
         body = json.dumps(kwargs["json"]).encode()
-        return request_bytes(
-            path, method, headers={"Content-Type": "application/json"}, body=body
-        )
+        return request_bytes(path, method, headers={"Content-Type": "application/json"}, body=body)
     return request_bytes(path, method)
 
 
@@ -296,3 +295,55 @@ async def test_every_scenario_at_every_position_answers_like_aiohttp(
     assert got["GET /subclass"][2] == b"eof-called!"
     assert b"handler=-" in got["GET /whoami"][2]
 
+
+# -- issue 13, defect 5: an aiohttp Application handed to forkloop --------------------------
+
+AIOHTTP_APP = """\
+from aiohttp import web
+
+async def hello(request):
+    return web.Response(text="hi")
+
+app = web.Application()
+app.router.add_get("/", hello)
+"""
+FIX = "`from forkloop import web`"
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=30
+    )
+
+
+def test_run_app_refuses_an_aiohttp_app_in_one_line_exit_3(tmp_path: Path) -> None:
+    (tmp_path / "aioapp.py").write_text(AIOHTTP_APP)
+    script = "import aioapp\nfrom forkloop import web\nweb.run_app(aioapp.app, port=0)\n"
+    proc = _run(["-c", script], tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert FIX in lines[0]
+    assert "Running on" not in proc.stdout
+
+
+def test_run_app_refuses_an_aiohttp_app_from_a_coroutine(tmp_path: Path) -> None:
+    (tmp_path / "aioapp.py").write_text(AIOHTTP_APP)
+    script = (
+        "import aioapp\nfrom forkloop import web\n"
+        "async def make():\n    return aioapp.app\n"
+        "web.run_app(make(), port=0)\n"
+    )
+    proc = _run(["-c", script], tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert FIX in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_forkloop_serve_refuses_an_aiohttp_app_exit_3(tmp_path: Path, preload: bool) -> None:
+    (tmp_path / "aioapp.py").write_text(AIOHTTP_APP)
+    args = ["-m", "forkloop", "serve", "aioapp:app", "--bind", "127.0.0.1:0", "-w", "1"]
+    proc = _run(args + (["--preload"] if preload else []), tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert FIX in proc.stderr, proc.stderr
+    assert "ready" not in proc.stderr.lower().replace("readyz", "")

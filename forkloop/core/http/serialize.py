@@ -19,6 +19,7 @@ __all__ = [
     "chunk",
     "content_length_line",
     "error_response",
+    "plain_message",
     "reason_phrase",
     "response_head",
     "status_line",
@@ -67,6 +68,15 @@ def content_length_line(length: int) -> bytes:
         if length < 4096:
             _LENGTH_LINES[length] = line
     return line
+
+
+def plain_message(status: int, ctype_line: bytes, length: int, tail: bytes, body: bytes) -> bytes:
+    """The one renderer of a plain HTTP/1.1 response: status line, ``ctype_line`` (a whole
+    ``Content-Type`` line, or empty), ``Content-Length: length``, ``tail`` (the Date and Server
+    lines and the blank line ending the head) and ``body`` (empty when the body follows)."""
+    return b"".join(
+        (status_line_http11(status), ctype_line, content_length_line(length), tail, body)
+    )
 
 
 def _check_value(text: str) -> None:

@@ -260,6 +260,20 @@ async def _raise_match_error(request: Request) -> StreamResponse:
     raise exc
 
 
+def foreign_app_error(obj: object) -> str | None:
+    """The one-line refusal of an aiohttp object given to forkloop as the app (an
+    ``aiohttp.web.Application`` built by a module that still imports aiohttp), naming the
+    fix; None for anything else. ``run_app``, the app loader of ``forkloop serve`` and the
+    gunicorn worker all refuse with it at start (exit status 3)."""
+    module = type(obj).__module__
+    if module != "aiohttp" and not module.startswith("aiohttp."):
+        return None
+    return (
+        f"the app is an aiohttp object ({module}.{type(obj).__qualname__}): "
+        "build it with `from forkloop import web` instead of `from aiohttp import web`"
+    )
+
+
 def _fix_current_app(app: Application, handler: Handler) -> Handler:
     """Make ``request.app`` the sub-app whose middlewares run inside this wrapper."""
 

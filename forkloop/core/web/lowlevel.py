@@ -33,7 +33,7 @@ from ..server.streams import StreamReader
 from .exceptions import HTTPException
 from .log import AbstractAccessLogger, AccessLogger, access_logger, server_logger
 from .request import BaseRequest
-from .response import Response, StreamResponse
+from .response import Response, StreamResponse, send_in_one_write
 from .tally import Tally
 
 __all__ = ["BaseProtocol", "RequestHandler", "Server"]
@@ -218,11 +218,9 @@ class Server:
             intercept = self._intercept
             if intercept is not None and (response := intercept(request)) is not None:
                 timed = False  # probes and the like: not logged or counted
-                await self._answer_early(request, response)
-                return
-            response = await self._respond(request, head)
-            send_now = getattr(response, "_send_now", None)
-            if send_now is not None and send_now(request):
+            else:
+                response = await self._respond(request, head)
+            if send_in_one_write(response, request):
                 # Head and body went out in one write, timed by head_tail(): the end.
                 ended = self._sent_at
             else:
@@ -270,14 +268,6 @@ class Server:
                         )
                 if access is not None and sent is not None and access.enabled:
                     access.log(request, sent, duration)
-
-    async def _answer_early(self, request: BaseRequest, response: StreamResponse) -> None:
-        """Send what the intercept answered, before the app. (Its own coroutine, not a branch
-        joining handle()'s send: that join costs every request ~570 instructions in mypyc.)"""
-        send_now = getattr(response, "_send_now", None)
-        if send_now is None or not send_now(request):
-            await response.prepare(request)
-            await response.write_eof()
 
     async def _respond(self, request: BaseRequest, head: RequestHead) -> StreamResponse:
         if head.expect is not None and head.expect.lower() != "100-continue":

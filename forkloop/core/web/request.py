@@ -26,7 +26,6 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
 from ..http.parser import HTTP11, RequestHead
-from ..http.serialize import content_length_line, status_line_http11
 from ..server.protocol import HttpProtocol
 from ..server.streams import StreamReader
 from .helpers import ChainMapProxy, ETag, parse_content_type, parse_etags, parse_http_date
@@ -538,34 +537,16 @@ class BaseRequest(MutableMapping[str, Any]):
     def _has_prepare_hooks(self) -> bool:
         return False
 
-    def _send_plain(self, status: int, ctype_line: bytes, body: bytes) -> bool:
-        """Write a whole response -- status line, ``ctype_line``, length, the server's Date
-        and Server tail, ``body`` -- in one write, if this request allows that shape: a
-        keep-alive HTTP/1.1 request, not HEAD, with no ``on_response_prepare`` signal to run.
-        (``Response._send_now`` checked the response's side.)"""
+    def _plain_exchange(self) -> bool:
+        """The request's half of the fast-path predicate (``StreamResponse._plain``): a
+        keep-alive HTTP/1.1 request, not HEAD, on a connection that stays open."""
         head = self._head
-        if (
-            head.version != HTTP11
-            or head.method == "HEAD"
-            or not head.keep_alive
-            or self._has_prepare_hooks()
-        ):
-            return False
-        protocol = self._protocol
-        if not protocol.keep_alive:
-            return False
-        protocol.write(
-            b"".join(
-                (
-                    status_line_http11(status),
-                    ctype_line,
-                    content_length_line(len(body)),
-                    protocol.head_tail(),
-                    body,
-                )
-            )
+        return (
+            head.version == HTTP11
+            and head.method != "HEAD"
+            and head.keep_alive
+            and self._protocol.keep_alive
         )
-        return True
 
     def _date_value(self) -> str:
         return self._protocol.date_value()

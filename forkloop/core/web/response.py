@@ -25,19 +25,28 @@ from typing import TYPE_CHECKING, Any, Final
 
 from multidict import CIMultiDict, istr
 
-from ..http.serialize import reason_phrase, response_head, status_line
+from ..http.serialize import plain_message, reason_phrase, response_head, status_line
 from .helpers import ETag, is_etagc, parse_content_type, parse_http_date
 from .writer import PayloadWriter
 
 if TYPE_CHECKING:
     from .request import BaseRequest
 
-__all__ = ["ContentCoding", "Response", "StreamResponse", "json_bytes_response", "json_response"]
+__all__ = [
+    "ContentCoding",
+    "Response",
+    "StreamResponse",
+    "json_bytes_response",
+    "json_response",
+    "send_in_one_write",
+]
 
 CONTENT_TYPE: Final = istr("Content-Type")
 CONTENT_LENGTH: Final = istr("Content-Length")
 CONTENT_ENCODING: Final = istr("Content-Encoding")
 TRANSFER_ENCODING: Final = istr("Transfer-Encoding")
+DATE: Final = istr("Date")
+SERVER: Final = istr("Server")
 _OCTET: Final = "application/octet-stream"
 _FRAMING: Final = frozenset(("content-length", "transfer-encoding"))
 _SERVER: Final = "forkloop"
@@ -496,16 +505,10 @@ class StreamResponse(MutableMapping[str, Any]):
         """Fix framing and keep-alive, render the head, and create the body writer."""
         protocol = request.protocol
         if body_length is not None and self._plain(request):
-            # The common case, from cached pieces: status line, content type, length, and the
-            # Date/Server tail that the server renders once a second.
+            # The common case, from cached pieces (the same head send_in_one_write renders).
             self._keep_alive = True
-            head = b"%b%bContent-Length: %d\r\n%b" % (
-                status_line((1, 1), self._status),
-                b""
-                if self._ctype is None and self._bodyless()
-                else _ctype_line(self._ctype, self._charset_value),
-                body_length,
-                protocol.head_tail(),
+            head = plain_message(
+                self._status, self._plain_ctype_line(), body_length, protocol.head_tail(), b""
             )
             return PayloadWriter(protocol, head, length=body_length)
         version = request.version
@@ -534,8 +537,12 @@ class StreamResponse(MutableMapping[str, Any]):
             lines.append(("Content-Length", str(body_length)))
         if self._cookies:
             lines.extend(("Set-Cookie", morsel.OutputString()) for morsel in self._cookies.values())
-        lines.append(("Date", request._date_value()))
-        lines.append(("Server", _SERVER))
+        # Ours are defaults: a Date or Server the application set (any case) wins.
+        headers = self._headers
+        if headers is None or DATE not in headers:
+            lines.append(("Date", request._date_value()))
+        if headers is None or SERVER not in headers:
+            lines.append(("Server", _SERVER))
         if self._status == 101:
             pass  # switching protocols: the connection belongs to the new protocol now
         elif not keep_alive:
@@ -582,7 +589,12 @@ class StreamResponse(MutableMapping[str, Any]):
         return False
 
     def _plain(self, request: BaseRequest) -> bool:
-        """True when the head is only status, type, length, date and server (the fast path)."""
+        """The fast-path predicate: the head is only status line, Content-Type,
+        Content-Length, Date and Server (``plain_message`` renders it), because the response
+        has no headers, cookies, compression, chunking, custom reason or forced close, a status
+        with a body, and the request is a keep-alive HTTP/1.1 one, not HEAD
+        (``BaseRequest._plain_exchange``). ``send_in_one_write`` adds what skipping
+        ``prepare``/``write_eof`` needs on top of it."""
         return (
             self._headers is None
             and not self._cookies
@@ -590,12 +602,18 @@ class StreamResponse(MutableMapping[str, Any]):
             and not self._chunked
             and self._custom_reason is None
             and self._keep_alive is not False
-            and request.version == (1, 1)
-            and request.method != "HEAD"
-            and request.keep_alive
             and self._status >= 200
-            and self._status not in (204, 304)
+            and self._status != 204
+            and self._status != 304
+            and request._plain_exchange()
         )
+
+    def _plain_ctype_line(self) -> bytes:
+        """The Content-Type line of a plain head (none for a response without any body)."""
+        ctype = self._ctype
+        if ctype is None and self._bodyless():
+            return b""
+        return _ctype_line(ctype, self._charset_value)
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
@@ -761,45 +779,6 @@ class Response(StreamResponse):
         writer = self._payload_writer = self._make_writer(request, length)
         return writer
 
-    def _send_now(self, request: BaseRequest) -> bool:
-        """Send the whole response in one write when nothing needs the slow path.
-
-        The server calls this instead of ``prepare`` and ``write_eof``. It declines (returns
-        False) when the response was prepared already, or has headers, cookies, compression,
-        chunking or a custom reason, or when the request (``Request._send_plain``) is not a
-        keep-alive HTTP/1.1 non-HEAD request without ``on_response_prepare`` signals.
-        """
-        status = self._status
-        if (
-            self._headers is not None
-            or self._payload_writer is not None
-            or self._eof_sent
-            or self._cookies
-            or self._compression
-            or self._chunked
-            or self._custom_reason is not None
-            or self._keep_alive is False
-            or status < 200
-            or status == 204
-            or status == 304
-        ):
-            return False
-        body = self._body
-        ctype = self._ctype
-        if body is None:
-            body = b""
-            ctype_line = b"" if ctype is None else _ctype_line(ctype, self._charset_value)
-        else:
-            charset = self._charset_value
-            ctype_line = _CTYPE_LINES.get((ctype, charset)) or _ctype_line(ctype, charset)
-        if not request._send_plain(status, ctype_line, body):
-            return False
-        self._req = request
-        self._keep_alive = True
-        self._eof_sent = True
-        self._body_length = len(body)
-        return True
-
     async def write_eof(self, data: bytes = b"") -> None:
         if self._eof_sent:
             return
@@ -807,6 +786,42 @@ class Response(StreamResponse):
             raise RuntimeError("Response has not been started")
         body = self._compressed_body if self._compressed_body is not None else self._body
         await super().write_eof(body or b"")
+
+
+def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
+    """Send ``response`` whole in one write, when that is exactly what ``prepare()`` then
+    ``write_eof()`` would send; False (nothing done) otherwise, and the server calls those.
+
+    The only fast path of sending, chosen by one predicate: an exact ``Response`` (a subclass
+    may override ``prepare``/``write_eof``: it takes the general path), not started, no
+    ``on_response_prepare`` signal to fire, and a plain head (``StreamResponse._plain``).
+    """
+    if (
+        type(response) is not Response
+        or response._payload_writer is not None
+        or response._eof_sent
+        or request._has_prepare_hooks()
+        or not response._plain(request)
+    ):
+        return False
+    body = response._body
+    if body is None:
+        body = b""
+    protocol = request.protocol
+    protocol.write(
+        plain_message(
+            response._status,
+            response._plain_ctype_line(),
+            len(body),
+            protocol.head_tail(),
+            body,
+        )
+    )
+    response._req = request
+    response._keep_alive = True
+    response._eof_sent = True
+    response._body_length = len(body)
+    return True
 
 
 _SENTINEL: Final[Any] = object()

@@ -2,7 +2,8 @@
 
 Owns the process-level loop for a single-process server: the event loop (uvloop by default, the
 standard loop as a fallback), the sites for ``host``/``port``/``path``/``sock``, the banner, and
-a clean stop on SIGINT/SIGTERM. Imports ``core.web.runner``.
+a clean stop on SIGINT/SIGTERM, and the refusal of an aiohttp app given by mistake. Imports
+``core.web.runner`` and ``core.web.app``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import contextlib
 import logging
 import socket
 import ssl as ssl_mod
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from .app import foreign_app_error
 from .log import AbstractAccessLogger, AccessLogger, access_logger
 from .runner import AppRunner, BaseSite, GracefulExit, SockSite, TCPSite, UnixSite
 
@@ -56,6 +59,7 @@ async def _run_app(
 ) -> None:
     if isinstance(app, Awaitable):
         app = await app
+        _refuse_foreign(app)
     runner = AppRunner(
         app,
         handle_signals=handle_signals,
@@ -114,6 +118,16 @@ async def _run_app(
         await runner.cleanup()
 
 
+def _refuse_foreign(app: object) -> None:
+    """An aiohttp Application given by mistake: one line on stderr, exit status 3 (it would
+    otherwise start, say it is ready and fail every request)."""
+    error = foreign_app_error(app)
+    if error is not None:
+        sys.stderr.write(f"forkloop: {error}\n")
+        sys.stderr.flush()
+        raise SystemExit(3)
+
+
 def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> None:
     tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
     if not tasks:
@@ -140,6 +154,7 @@ def run_app(
     **kwargs: Any,
 ) -> None:
     """Serve ``app`` (an Application or a coroutine returning one) until SIGINT/SIGTERM."""
+    _refuse_foreign(app)
     if loop is None:
         loop = new_event_loop(use_uvloop)
     access_log = kwargs.get("access_log", access_logger)
