@@ -7,7 +7,8 @@ scenario is sent three ways, with a raw socket client:
 
 - ``first``: the only request of a fresh connection;
 - ``keepalive5``: the 5th request of a keep-alive connection, after four requests that set
-  context variables (in a middleware, the handler and an ``on_response_prepare`` hook);
+  context variables (in a middleware, the handler and an ``on_response_prepare`` hook) or
+  catch a cancellation of their task;
 - ``pipelined``: the 3rd of four requests sent in one write (two of those warm-ups before it).
 
 Status, headers (the values of ``Date`` and ``Server`` only where the server set them) and body
@@ -128,6 +129,21 @@ def add_scenarios(web: ModuleType, app: Any) -> None:
     async def cancelled(request: Any) -> Any:
         raise asyncio.CancelledError
 
+    async def cancel_caught(request: Any) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            return web.Response(text="caught")  # and left the cancellation counted
+        return web.Response(text="not cancelled")
+
+    async def cancelling(request: Any) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        return web.Response(text=f"cancelling={task.cancelling()}")
+
     class HookedResponse(web.Response):  # type: ignore[name-defined,misc]
         async def prepare(self, request: Any) -> Any:
             self.headers["X-Sub-Prepare"] = "called"
@@ -160,6 +176,8 @@ def add_scenarios(web: ModuleType, app: Any) -> None:
         ("/timeout-later", timeout_later),
         ("/timeout-caught", timeout_caught),
         ("/cancelled", cancelled),
+        ("/cancel-caught", cancel_caught),
+        ("/cancelling", cancelling),
         ("/subclass", subclass),
         ("/plain-subclass", plain_subclass),
         ("/server-header", server_header),
@@ -189,6 +207,8 @@ SCENARIOS: list[tuple[str, str, bytes]] = [
         "/timeout-later",
         "/timeout-caught",
         "/cancelled",
+        "/cancel-caught",
+        "/cancelling",
         "/subclass",
         "/plain-subclass",
         "/server-header",
@@ -197,7 +217,8 @@ SCENARIOS: list[tuple[str, str, bytes]] = [
     )
 ]
 
-WARM_UP = request_bytes("/set")
+# Warm-ups: they set context variables, and catch a cancellation of their task.
+WARM_UPS = (request_bytes("/set"), request_bytes("/cancel-caught"))
 SERVER_ERRORS = (500, 504)
 SERVER_ERROR_HEADERS = ("content-length", "content-type", "connection")
 TRAILER = request_bytes("/whoami")
@@ -237,12 +258,12 @@ async def exchange(host: str, port: int, data: bytes, method: str, position: str
         if position == "first":
             await client.send(data)
         elif position == "keepalive5":
-            for _ in range(4):
-                await client.send(WARM_UP)
+            for warm_up in WARM_UPS * 2:
+                await client.send(warm_up)
                 warm = await client.response()
                 assert warm.status == 200, warm
         else:
-            await client.send(WARM_UP * 2 + data + TRAILER)
+            await client.send(b"".join(WARM_UPS) + data + TRAILER)
             for _ in range(2):
                 warm = await client.response()
                 assert warm.status == 200, warm
@@ -294,6 +315,7 @@ async def test_every_scenario_at_every_position_answers_like_aiohttp(
     assert got["GET /cancelled"] == ("closed without a response",)
     assert got["GET /subclass"][2] == b"eof-called!"
     assert b"handler=-" in got["GET /whoami"][2]
+    assert got["GET /cancelling"][2] == b"cancelling=0"
 
 
 # -- issue 13, defect 5: an aiohttp Application handed to forkloop --------------------------

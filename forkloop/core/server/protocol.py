@@ -539,7 +539,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._cycle_failed(failure)
                 break
             if yielded is DONE:
-                if self._end_cycle(task):
+                # Finished in one step: it never waited, so caught no cancellation.
+                if self._end_cycle(None):
                     continue
                 break
             self._handler_yielded = yielded  # the task drives the handler on from here
@@ -641,16 +642,17 @@ class HttpProtocol(asyncio.Protocol):
         handler = self._handler = self._owner.handle(self, head, payload)
         return step(context, handler)
 
-    def _end_cycle(self, task: asyncio.Task[None]) -> bool:
+    def _end_cycle(self, task: asyncio.Task[None] | None) -> bool:
         """A request cycle has finished: decide whether the connection goes on (and close it
-        if not). A cancellation the handler left counted on the task is forgotten, so it
-        cannot confuse the next request's ``asyncio.timeout()``."""
+        if not). A cancellation the handler caught and left counted on ``task`` (the task
+        that drove it) is forgotten, so it cannot confuse the next request's cancellation
+        scopes (``asyncio.timeout()``, task groups)."""
         payload = self._cycle_payload
         self._busy = False
         self._cycle_payload = None
         self._handler = self._handler_context = self._handler_yielded = None
         self._served += 1
-        if task.cancelling():
+        if task is not None and task.cancelling():
             while task.uncancel():
                 pass
         if payload is None:

@@ -26,6 +26,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
 from ..http.parser import HTTP11, RequestHead
+from ..http.serialize import plain_message
 from ..server.protocol import HttpProtocol
 from ..server.streams import StreamReader
 from .helpers import ChainMapProxy, ETag, parse_content_type, parse_etags, parse_http_date
@@ -547,6 +548,16 @@ class BaseRequest(MutableMapping[str, Any]):
             and head.keep_alive
             and self._protocol.keep_alive
         )
+
+    def _send_plain(self, status: int, ctype_line: bytes, body: bytes) -> bool:
+        """Write a whole plain response (``plain_message``) in one write, unless an
+        ``on_response_prepare`` signal has to fire first (then False, nothing written). The
+        response's half of the decision is ``send_in_one_write``'s."""
+        if self._has_prepare_hooks():
+            return False
+        protocol = self._protocol
+        protocol.write(plain_message(status, ctype_line, len(body), protocol.head_tail(), body))
+        return True
 
     def _date_value(self) -> str:
         return self._protocol.date_value()

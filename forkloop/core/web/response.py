@@ -504,12 +504,11 @@ class StreamResponse(MutableMapping[str, Any]):
     ) -> PayloadWriter:
         """Fix framing and keep-alive, render the head, and create the body writer."""
         protocol = request.protocol
-        if body_length is not None and self._plain(request):
-            # The common case, from cached pieces (the same head send_in_one_write renders).
+        ctype_line = self._plain_head(request) if body_length is not None else None
+        if ctype_line is not None and body_length is not None:
+            # The common case, from cached pieces (the head send_in_one_write renders).
             self._keep_alive = True
-            head = plain_message(
-                self._status, self._plain_ctype_line(), body_length, protocol.head_tail(), b""
-            )
+            head = plain_message(self._status, ctype_line, body_length, protocol.head_tail(), b"")
             return PayloadWriter(protocol, head, length=body_length)
         version = request.version
         coding = self._choose_coding(request) if self._compression else None
@@ -588,32 +587,33 @@ class StreamResponse(MutableMapping[str, Any]):
         """A response that has no body at all gets no default Content-Type (as aiohttp)."""
         return False
 
-    def _plain(self, request: BaseRequest) -> bool:
-        """The fast-path predicate: the head is only status line, Content-Type,
-        Content-Length, Date and Server (``plain_message`` renders it), because the response
-        has no headers, cookies, compression, chunking, custom reason or forced close, a status
-        with a body, and the request is a keep-alive HTTP/1.1 one, not HEAD
-        (``BaseRequest._plain_exchange``). ``send_in_one_write`` adds what skipping
-        ``prepare``/``write_eof`` needs on top of it."""
-        return (
-            self._headers is None
-            and not self._cookies
-            and not self._compression
-            and not self._chunked
-            and self._custom_reason is None
-            and self._keep_alive is not False
-            and self._status >= 200
-            and self._status != 204
-            and self._status != 304
-            and request._plain_exchange()
-        )
-
-    def _plain_ctype_line(self) -> bytes:
-        """The Content-Type line of a plain head (none for a response without any body)."""
+    def _plain_head(self, request: BaseRequest) -> bytes | None:
+        """The fast-path predicate. A plain head is only status line, Content-Type,
+        Content-Length, Date and Server (``plain_message`` renders it): the response has no
+        headers, cookies, compression, chunking, custom reason or forced close, and a status
+        with a body; the request is a keep-alive HTTP/1.1 one, not HEAD
+        (``BaseRequest._plain_exchange``). Returns the head's Content-Type line (empty for a
+        response with no body at all), or None when the head is not plain.
+        ``send_in_one_write`` adds what skipping ``prepare``/``write_eof`` needs."""
+        status = self._status
+        if (
+            self._headers is not None
+            or self._cookies
+            or self._compression
+            or self._chunked
+            or self._custom_reason is not None
+            or self._keep_alive is False
+            or status < 200
+            or status == 204
+            or status == 304
+            or not request._plain_exchange()
+        ):
+            return None
         ctype = self._ctype
         if ctype is None and self._bodyless():
             return b""
-        return _ctype_line(ctype, self._charset_value)
+        charset = self._charset_value
+        return _CTYPE_LINES.get((ctype, charset)) or _ctype_line(ctype, charset)
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
@@ -793,30 +793,22 @@ def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
     ``write_eof()`` would send; False (nothing done) otherwise, and the server calls those.
 
     The only fast path of sending, chosen by one predicate: an exact ``Response`` (a subclass
-    may override ``prepare``/``write_eof``: it takes the general path), not started, no
-    ``on_response_prepare`` signal to fire, and a plain head (``StreamResponse._plain``).
+    may override ``prepare``/``write_eof``: it takes the general path), not started, with a
+    plain head (``StreamResponse._plain_head``) and no ``on_response_prepare`` signal to fire
+    (``BaseRequest._send_plain`` checks that, then writes).
     """
-    if (
-        type(response) is not Response
-        or response._payload_writer is not None
-        or response._eof_sent
-        or request._has_prepare_hooks()
-        or not response._plain(request)
-    ):
+    if type(response) is not Response or response._payload_writer is not None:
+        return False
+    if response._eof_sent:
+        return False
+    ctype_line = response._plain_head(request)
+    if ctype_line is None:
         return False
     body = response._body
     if body is None:
         body = b""
-    protocol = request.protocol
-    protocol.write(
-        plain_message(
-            response._status,
-            response._plain_ctype_line(),
-            len(body),
-            protocol.head_tail(),
-            body,
-        )
-    )
+    if not request._send_plain(response._status, ctype_line, body):
+        return False
     response._req = request
     response._keep_alive = True
     response._eof_sent = True
