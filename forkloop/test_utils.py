@@ -483,7 +483,7 @@ class _MockProtocol:
         self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         self.task: asyncio.Task[None] | None = None
         self._loop = loop
-        self._write_paused = False
+        self.write_paused = False
         self._force_close = closing
         self._dates = DateCache()
 

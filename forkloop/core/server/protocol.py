@@ -158,7 +158,6 @@ class HttpProtocol(asyncio.Protocol):
         "_timer_kind",
         "_upgrade_data",
         "_waiter",
-        "_write_paused",
         "cancel_on_disconnect",
         "closing",
         "head_sent",
@@ -167,6 +166,7 @@ class HttpProtocol(asyncio.Protocol):
         "request",
         "scheme",
         "transport",
+        "write_paused",
     )
 
     def __init__(self, owner: ConnectionOwner, loop: asyncio.AbstractEventLoop) -> None:
@@ -202,7 +202,9 @@ class HttpProtocol(asyncio.Protocol):
         self._error_queued = False
         self._read_pauses = 0
         self._pipeline_paused = False
-        self._write_paused = False
+        # The transport's write buffer is above its high-water mark: ``drain()`` would wait.
+        # Read by the writers of the web layer (a flag, not a call, on every write).
+        self.write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._shutdown_callbacks: list[Callable[[], None]] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -313,10 +315,10 @@ class HttpProtocol(asyncio.Protocol):
         return True
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.write_paused = True
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self.write_paused = False
         waiters, self._drain_waiters = self._drain_waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -348,7 +350,7 @@ class HttpProtocol(asyncio.Protocol):
     async def drain(self) -> None:
         if self.transport is None:
             raise ConnectionResetError("Connection lost")
-        if not self._write_paused:
+        if not self.write_paused:
             return
         waiter = self._loop.create_future()
         self._drain_waiters.append(waiter)

@@ -575,12 +575,15 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
     # -- per request ----------------------------------------------------------------------
 
     def _make_request(self, head: Any, payload: Any, protocol: Any, task: Any) -> Request:
+        """aiohttp's hook for a Request subclass; by default the compiled ``RequestFactory``'s
+        request, which the server calls directly unless a subclass overrides this."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        return Request(
-            head, payload, protocol, task, client_max_size=self._client_max_size, loop=loop
+        request: Request = RequestFactory(self._client_max_size, loop)(
+            head, payload, protocol, task
         )
+        return request
 
     def _request_factory(self, loop: asyncio.AbstractEventLoop) -> Any:
         """The server's request factory: the compiled ``RequestFactory``, or ``_make_request``
@@ -592,12 +595,8 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
     async def _handle(self, request: Request) -> StreamResponse:
         router = self._router
         head = request._head
-        target = head.target
-        # The router's remembered answer for a plain path (UrlDispatcher._resolve_sync), looked
-        # up here when the request-target is already the path request_path() would give: the
-        # common request costs no call into the router.
-        hits = router._plain_hits.get(target) if "?" not in target and "%" not in target else None
-        route = hits.get(head.method) if hits is not None else None
+        # The router's remembered answer for a plain path: no resolution, no match dict.
+        route = router.remembered_route(head.target, head.method)
         if route is not None:
             match_info: UrlMappingMatchInfo = _RoutedMatchInfo()
             match_info._route = route

@@ -539,7 +539,7 @@ class BaseRequest(MutableMapping[str, Any]):
         return False
 
     def _plain_exchange(self) -> bool:
-        """The request's half of the fast-path predicate (``StreamResponse._plain``): a
+        """The request's half of the fast-path predicate (``StreamResponse._plain_head``): a
         keep-alive HTTP/1.1 request, not HEAD, on a connection that stays open."""
         head = self._head
         return (
@@ -550,10 +550,10 @@ class BaseRequest(MutableMapping[str, Any]):
         )
 
     def _send_plain(self, status: int, ctype_line: bytes, body: bytes) -> bool:
-        """Write a whole plain response (``plain_message``) in one write, unless an
-        ``on_response_prepare`` signal has to fire first (then False, nothing written). The
-        response's half of the decision is ``send_in_one_write``'s."""
-        if self._has_prepare_hooks():
+        """Write a whole plain response (``plain_message``) in one write, if this request
+        allows it (``_plain_exchange``) and no ``on_response_prepare`` signal has to fire
+        first; else False, nothing written. The response's side is ``send_in_one_write``'s."""
+        if not self._plain_exchange() or self._has_prepare_hooks():
             return False
         protocol = self._protocol
         protocol.write(plain_message(status, ctype_line, len(body), protocol.head_tail(), body))

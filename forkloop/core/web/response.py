@@ -504,8 +504,8 @@ class StreamResponse(MutableMapping[str, Any]):
     ) -> PayloadWriter:
         """Fix framing and keep-alive, render the head, and create the body writer."""
         protocol = request.protocol
-        ctype_line = self._plain_head(request) if body_length is not None else None
-        if ctype_line is not None and body_length is not None:
+        ctype_line = self._plain_head() if body_length is not None else None
+        if ctype_line is not None and body_length is not None and request._plain_exchange():
             # The common case, from cached pieces (the head send_in_one_write renders).
             self._keep_alive = True
             head = plain_message(self._status, ctype_line, body_length, protocol.head_tail(), b"")
@@ -587,14 +587,14 @@ class StreamResponse(MutableMapping[str, Any]):
         """A response that has no body at all gets no default Content-Type (as aiohttp)."""
         return False
 
-    def _plain_head(self, request: BaseRequest) -> bytes | None:
-        """The fast-path predicate. A plain head is only status line, Content-Type,
+    def _plain_head(self) -> bytes | None:
+        """The response's half of the fast-path predicate (the request's half is
+        ``BaseRequest._plain_exchange``). A plain head is only status line, Content-Type,
         Content-Length, Date and Server (``plain_message`` renders it): the response has no
         headers, cookies, compression, chunking, custom reason or forced close, and a status
-        with a body; the request is a keep-alive HTTP/1.1 one, not HEAD
-        (``BaseRequest._plain_exchange``). Returns the head's Content-Type line (empty for a
-        response with no body at all), or None when the head is not plain.
-        ``send_in_one_write`` adds what skipping ``prepare``/``write_eof`` needs."""
+        with a body. Returns the head's Content-Type line (empty for a response with no body at
+        all), or None when the head is not plain. ``send_in_one_write`` adds what skipping
+        ``prepare``/``write_eof`` needs."""
         status = self._status
         if (
             self._headers is not None
@@ -606,7 +606,6 @@ class StreamResponse(MutableMapping[str, Any]):
             or status < 200
             or status == 204
             or status == 304
-            or not request._plain_exchange()
         ):
             return None
         ctype = self._ctype
@@ -794,14 +793,15 @@ def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
 
     The only fast path of sending, chosen by one predicate: an exact ``Response`` (a subclass
     may override ``prepare``/``write_eof``: it takes the general path), not started, with a
-    plain head (``StreamResponse._plain_head``) and no ``on_response_prepare`` signal to fire
-    (``BaseRequest._send_plain`` checks that, then writes).
+    plain head (``StreamResponse._plain_head`` and ``BaseRequest._plain_exchange``) and no
+    ``on_response_prepare`` signal to fire (``BaseRequest._send_plain`` checks the request's
+    side, then writes).
     """
     if type(response) is not Response or response._payload_writer is not None:
         return False
     if response._eof_sent:
         return False
-    ctype_line = response._plain_head(request)
+    ctype_line = response._plain_head()
     if ctype_line is None:
         return False
     body = response._body
@@ -818,7 +818,6 @@ def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
 
 _SENTINEL: Final[Any] = object()
 _JSON_DUMPS: Final = json.dumps
-_new_object: Final[Any] = object.__new__
 _make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # None: no C accelerator
 # One C encoder with json.dumps' default settings (JSONEncoder.encode builds a new one per
 # call), and its table of containers being encoded (circular-reference detection).
@@ -871,23 +870,6 @@ def json_response(
             except BaseException:
                 _JSON_MARKERS.clear()
                 raise
-    if (
-        body is None
-        and headers is None
-        and reason is None
-        and type(text) is str
-        and status in _PLAIN_STATUSES
-        and content_type
-        and ";" not in content_type
-    ):
-        # Response(text=text, ...)'s own fast path, without its keyword arguments.
-        response: Response = _new_object(Response)
-        response._status = status
-        response._reason = _PLAIN_STATUSES[status]
-        response._body = text.encode()
-        response._ctype = content_type
-        response._charset_value = "utf-8"
-        return response
     return Response(
         text=text,
         body=body,

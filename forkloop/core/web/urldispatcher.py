@@ -998,13 +998,21 @@ class UrlDispatcher(Mapping[str, AbstractResource]):
 
     # -- resolution
 
+    def remembered_route(self, target: str, method: str) -> AbstractRoute | None:
+        """The route this frozen router gave a plain path before (``_resolve_sync`` remembers
+        the answers of plain resources), for a request-target that is its own path: no
+        query, no percent-escapes (request_path() would return it unchanged). None when there
+        is no such answer: resolve the request then."""
+        if "?" in target or "%" in target:
+            return None
+        by_method = self._plain_hits.get(target)
+        return by_method.get(method) if by_method is not None else None
+
     def _resolve_sync(self, request: Request, method: str, path: str) -> UrlMappingMatchInfo | None:
         """Resolve without awaiting; ``None`` when a custom resource must be awaited."""
-        by_method = self._plain_hits.get(path)
-        if by_method is not None:
-            route = by_method.get(method)
-            if route is not None:
-                return _match_info({}, route)
+        route = self.remembered_route(path, method)
+        if route is not None:
+            return _match_info({}, route)
         if self._domain_resources:
             return self._resolve_domains_sync(request, method, path)
         info = self._resolve_index_sync(request, method, path, None)

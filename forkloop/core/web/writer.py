@@ -114,7 +114,7 @@ class PayloadWriter:
         elif self.length is not None:
             payload = self._clip(payload)
         self._send(payload)
-        if self.protocol._write_paused:
+        if self.protocol.write_paused:
             await self.protocol.drain()
 
     async def write_eof(self, data: bytes = b"") -> None:
@@ -138,7 +138,7 @@ class PayloadWriter:
                 self.protocol.force_close()
         self._eof = True
         self._send(payload)
-        if self.protocol._write_paused:
+        if self.protocol.write_paused:
             await self.protocol.drain()
 
     async def drain(self) -> None:

@@ -65,7 +65,6 @@ _PING: Final = WSMsgType.PING
 _PONG: Final = WSMsgType.PONG
 _ERROR: Final = WSMsgType.ERROR
 # The 2-byte heads of unmasked, final text frames of 0..125 bytes.
-_TEXT_HEADS: Final = tuple(bytes((0x81, n)) for n in range(126))
 WS_CLOSED_MESSAGE: Final = WSMessage(WSMsgType.CLOSED, None, None)
 WS_CLOSING_MESSAGE: Final = WSMessage(WSMsgType.CLOSING, None, None)
 # At most this many bytes of answers wait in a batch (see WebSocketResponse._cork).
@@ -132,7 +131,6 @@ class WebSocketResponse(StreamResponse):
         self._writer_limit = writer_limit
         self._ws_protocol: str | None = None
         self._compress = False
-        self._ws_plain = False  # prepared, without permessage-deflate: the send fast path
         self._more = False  # messages remain queued after the one just received
         self._pending: list[bytes] = []
         self._pending_size = 0
@@ -217,7 +215,6 @@ class WebSocketResponse(StreamResponse):
         self._reader = FrameReader(max_msg_size=self._max_msg_size, compress=deflate is not None)
         self._writer = FrameWriter(deflate=deflate)
         self._compress = deflate is not None
-        self._ws_plain = deflate is None
         self._obs = _observers(request)
         if self._obs is not None:
             for hook in self._obs.ws_opened:
@@ -569,7 +566,7 @@ class WebSocketResponse(StreamResponse):
     async def _drain(self) -> None:
         """Backpressure: wait while the transport's buffer is over its high-water mark."""
         conn = self._conn
-        if conn is not None and conn._write_paused:  # the engine's flag, as PayloadWriter uses
+        if conn is not None and conn.write_paused:  # the engine's flag, as PayloadWriter uses
             await conn.drain()
 
     def _write(self, frame: bytes) -> None:
@@ -612,30 +609,9 @@ class WebSocketResponse(StreamResponse):
     async def send_str(self, data: str, compress: int | bool | None = None) -> None:
         if not isinstance(data, str):
             raise TypeError(f"data argument must be str ({type(data)!r})")
-        payload = data.encode("utf-8")
-        transport = self._transport
-        if (
-            self._ws_plain
-            and compress is None
-            and len(payload) < 126
-            and not self._closed
-            and transport is not None
-        ):
-            # The common case inlined: a short text frame on an uncompressed connection.
-            if transport.is_closing():
-                raise ConnectionResetError("Cannot write to closing transport")
-            if self._more or self._pending:
-                self._cork(_TEXT_HEADS[len(payload)] + payload)
-            else:
-                transport.write(_TEXT_HEADS[len(payload)] + payload)
-        else:
-            writer = self._check_open()
-            self._write(writer.message(1, payload, _compress_flag(compress)))
-        if self._obs is not None:
-            self._observe_sent()
-        conn = self._conn
-        if conn is not None and conn._write_paused:  # the engine's flag, as PayloadWriter uses
-            await conn.drain()
+        writer = self._check_open()
+        self._write(writer.message(1, data.encode("utf-8"), _compress_flag(compress)))
+        await self._flush()
 
     async def send_bytes(
         self, data: bytes | bytearray | memoryview, compress: int | bool | None = None
@@ -696,7 +672,7 @@ class WebSocketResponse(StreamResponse):
             return
         transport.write(writer.control(opcode, payload))
         conn = self._conn
-        if conn is not None and conn._write_paused and not self._read_paused:
+        if conn is not None and conn.write_paused and not self._read_paused:
             # The peer pings faster than it reads our pongs: stop reading until they drain.
             self._read_paused = True
             conn.pause_reading()
