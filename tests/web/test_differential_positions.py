@@ -275,8 +275,9 @@ async def exchange(host: str, port: int, data: bytes, method: str, position: str
 
 
 @asynccontextmanager
-async def served(web: ModuleType, kind: str) -> AsyncIterator[tuple[str, int]]:
-    runner = web.AppRunner(build_scenario_app(web, kind), shutdown_timeout=1)
+async def serving(app: Any, web: ModuleType, **kwargs: Any) -> AsyncIterator[tuple[str, int]]:
+    """``app`` served by ``web`` (aiohttp's or ours) on 127.0.0.1, a free port."""
+    runner = web.AppRunner(app, shutdown_timeout=1, **kwargs)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -289,7 +290,7 @@ async def served(web: ModuleType, kind: str) -> AsyncIterator[tuple[str, int]]:
 
 async def answers(web: ModuleType, kind: str, position: str) -> dict[str, Any]:
     out = {}
-    async with served(web, kind) as (host, port):
+    async with serving(build_scenario_app(web, kind), web) as (host, port):
         for name, method, data in SCENARIOS:
             out[name] = await exchange(host, port, data, method, position)
     return out

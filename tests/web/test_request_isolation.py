@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,6 +23,7 @@ import pytest
 from aiohttp import web as aio_web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_differential_positions import serving
 
 from forkloop import web as fl_web
 
@@ -35,19 +34,6 @@ from rawhttp import RawClient, request_bytes
 POSITIONS = ("first", "keepalive5", "pipelined")
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID", default="none")
 SEEN_AT_START: contextvars.ContextVar[str] = contextvars.ContextVar("SEEN_AT_START", default="")
-
-
-@asynccontextmanager
-async def serving(app: Any, web: ModuleType, **kwargs: Any) -> AsyncIterator[tuple[str, int]]:
-    runner = web.AppRunner(app, shutdown_timeout=1, **kwargs)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        host, port = runner.addresses[0][:2]
-        yield host, port
-    finally:
-        await runner.cleanup()
 
 
 # -- cancellation on client disconnect ---------------------------------------------------------

@@ -667,18 +667,9 @@ class Response(StreamResponse):
             headers is None
             and reason is None
             and charset is None
-            and type(text) is str
-            and status in _PLAIN_STATUSES
-            and (content_type is None or ";" not in content_type)
+            and _plain_text(self, status, text, content_type or "text/plain")
         ):
-            # Response(text=...) and json_response(): the common case, without the general
-            # checks below (no headers to reconcile, no charset in the content type).
-            self._status = status
-            self._reason = _PLAIN_STATUSES[status]
-            self._body = text.encode()
-            self._ctype = content_type or "text/plain"
-            self._charset_value = "utf-8"
-            return
+            return  # the common case, without the general checks below
         super().__init__(status=status, reason=reason, headers=headers)
         if content_type is not None and "charset" in content_type:
             raise ValueError("charset must not be in content_type argument")
@@ -816,6 +807,24 @@ def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
     return True
 
 
+_new_object: Final[Any] = object.__new__
+
+
+def _plain_text(response: Response, status: int, text: Any, content_type: str) -> bool:
+    """Make ``response`` what ``Response(text=text, status=status, content_type=...)`` makes,
+    when nothing needs the general checks of ``Response.__init__``: a str text, a common
+    status, no charset in the content type. False (nothing set) otherwise. Used by
+    ``Response.__init__`` and ``json_response`` (which skips the keyword-argument call)."""
+    if type(text) is not str or status not in _PLAIN_STATUSES or ";" in content_type:
+        return False
+    response._status = status
+    response._reason = _PLAIN_STATUSES[status]
+    response._body = text.encode()
+    response._ctype = content_type
+    response._charset_value = "utf-8"
+    return True
+
+
 _SENTINEL: Final[Any] = object()
 _JSON_DUMPS: Final = json.dumps
 _make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # None: no C accelerator
@@ -870,6 +879,11 @@ def json_response(
             except BaseException:
                 _JSON_MARKERS.clear()
                 raise
+    if body is None and headers is None and reason is None and content_type:
+        # Response(text=text, ...)'s own shortcut, without the cost of its keyword arguments.
+        response: Response = _new_object(Response)
+        if _plain_text(response, status, text, content_type):
+            return response
     return Response(
         text=text,
         body=body,
