@@ -538,24 +538,22 @@ class BaseRequest(MutableMapping[str, Any]):
     def _has_prepare_hooks(self) -> bool:
         return False
 
-    def _plain_exchange(self) -> bool:
-        """The request's half of the fast-path predicate (``StreamResponse._plain_head``): a
-        keep-alive HTTP/1.1 request, not HEAD, on a connection that stays open."""
-        head = self._head
-        return (
-            head.version == HTTP11
-            and head.method != "HEAD"
-            and head.keep_alive
-            and self._protocol.keep_alive
-        )
-
     def _send_plain(self, status: int, ctype_line: bytes, body: bytes) -> bool:
-        """Write a whole plain response (``plain_message``) in one write, if this request
-        allows it (``_plain_exchange``) and no ``on_response_prepare`` signal has to fire
-        first; else False, nothing written. The response's side is ``send_in_one_write``'s."""
-        if not self._plain_exchange() or self._has_prepare_hooks():
+        """The request's half of the one-write predicate (``response.send_in_one_write``):
+        a keep-alive HTTP/1.1 request, not HEAD, on a connection that stays open, with no
+        ``on_response_prepare`` signal to fire. If so, writes the whole plain response
+        (``plain_message``) and returns True; else False, nothing written."""
+        head = self._head
+        if (
+            head.version != HTTP11
+            or head.method == "HEAD"
+            or not head.keep_alive
+            or self._has_prepare_hooks()
+        ):
             return False
         protocol = self._protocol
+        if not protocol.keep_alive:
+            return False
         protocol.write(plain_message(status, ctype_line, len(body), protocol.head_tail(), body))
         return True
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from multidict import CIMultiDict, istr
 
-from ..http.serialize import plain_message, reason_phrase, response_head, status_line
+from ..http.serialize import reason_phrase, response_head, status_line
 from .helpers import ETag, is_etagc, parse_content_type, parse_http_date
 from .writer import PayloadWriter
 
@@ -504,12 +504,6 @@ class StreamResponse(MutableMapping[str, Any]):
     ) -> PayloadWriter:
         """Fix framing and keep-alive, render the head, and create the body writer."""
         protocol = request.protocol
-        ctype_line = self._plain_head() if body_length is not None else None
-        if ctype_line is not None and body_length is not None and request._plain_exchange():
-            # The common case, from cached pieces (the head send_in_one_write renders).
-            self._keep_alive = True
-            head = plain_message(self._status, ctype_line, body_length, protocol.head_tail(), b"")
-            return PayloadWriter(protocol, head, length=body_length)
         version = request.version
         coding = self._choose_coding(request) if self._compression else None
         keep_alive = self._keep_alive
@@ -587,33 +581,6 @@ class StreamResponse(MutableMapping[str, Any]):
         """A response that has no body at all gets no default Content-Type (as aiohttp)."""
         return False
 
-    def _plain_head(self) -> bytes | None:
-        """The response's half of the fast-path predicate (the request's half is
-        ``BaseRequest._plain_exchange``). A plain head is only status line, Content-Type,
-        Content-Length, Date and Server (``plain_message`` renders it): the response has no
-        headers, cookies, compression, chunking, custom reason or forced close, and a status
-        with a body. Returns the head's Content-Type line (empty for a response with no body at
-        all), or None when the head is not plain. ``send_in_one_write`` adds what skipping
-        ``prepare``/``write_eof`` needs."""
-        status = self._status
-        if (
-            self._headers is not None
-            or self._cookies
-            or self._compression
-            or self._chunked
-            or self._custom_reason is not None
-            or self._keep_alive is False
-            or status < 200
-            or status == 204
-            or status == 304
-        ):
-            return None
-        ctype = self._ctype
-        if ctype is None and self._bodyless():
-            return b""
-        charset = self._charset_value
-        return _CTYPE_LINES.get((ctype, charset)) or _ctype_line(ctype, charset)
-
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"data argument must be byte-ish ({type(data)!r})")
@@ -667,9 +634,18 @@ class Response(StreamResponse):
             headers is None
             and reason is None
             and charset is None
-            and _plain_text(self, status, text, content_type or "text/plain")
+            and type(text) is str
+            and status in _PLAIN_STATUSES
+            and (content_type is None or ";" not in content_type)
         ):
-            return  # the common case, without the general checks below
+            # Response(text=...) and json_response(): the common case, without the general
+            # checks below (no headers to reconcile, no charset in the content type).
+            self._status = status
+            self._reason = _PLAIN_STATUSES[status]
+            self._body = text.encode()
+            self._ctype = content_type or "text/plain"
+            self._charset_value = "utf-8"
+            return
         super().__init__(status=status, reason=reason, headers=headers)
         if content_type is not None and "charset" in content_type:
             raise ValueError("charset must not be in content_type argument")
@@ -782,23 +758,40 @@ def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
     """Send ``response`` whole in one write, when that is exactly what ``prepare()`` then
     ``write_eof()`` would send; False (nothing done) otherwise, and the server calls those.
 
-    The only fast path of sending, chosen by one predicate: an exact ``Response`` (a subclass
-    may override ``prepare``/``write_eof``: it takes the general path), not started, with a
-    plain head (``StreamResponse._plain_head`` and ``BaseRequest._plain_exchange``) and no
-    ``on_response_prepare`` signal to fire (``BaseRequest._send_plain`` checks the request's
-    side, then writes).
+    The only fast path of sending, chosen by one predicate. Here, the response's half: an
+    exact ``Response`` (a subclass may override ``prepare``/``write_eof``: it takes the
+    general path), not started, whose head is only status line, Content-Type, Content-Length,
+    Date and Server (no headers, cookies, compression, chunking, custom reason or forced
+    close; a status with a body). The request's half is ``BaseRequest._send_plain``: a
+    keep-alive HTTP/1.1 request, not HEAD, and no ``on_response_prepare`` signal to fire; it
+    then writes the head (``plain_message``) and body.
     """
-    if type(response) is not Response or response._payload_writer is not None:
+    if type(response) is not Response:
         return False
-    if response._eof_sent:
-        return False
-    ctype_line = response._plain_head()
-    if ctype_line is None:
+    status = response._status
+    if (
+        response._payload_writer is not None
+        or response._eof_sent
+        or response._headers is not None
+        or response._cookies
+        or response._compression
+        or response._chunked
+        or response._custom_reason is not None
+        or response._keep_alive is False
+        or status < 200
+        or status == 204
+        or status == 304
+    ):
         return False
     body = response._body
+    ctype = response._ctype
     if body is None:
         body = b""
-    if not request._send_plain(response._status, ctype_line, body):
+        ctype_line = b"" if ctype is None else _ctype_line(ctype, response._charset_value)
+    else:
+        charset = response._charset_value
+        ctype_line = _CTYPE_LINES.get((ctype, charset)) or _ctype_line(ctype, charset)
+    if not request._send_plain(status, ctype_line, body):
         return False
     response._req = request
     response._keep_alive = True
@@ -810,19 +803,9 @@ def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
 _new_object: Final[Any] = object.__new__
 
 
-def _plain_text(response: Response, status: int, text: Any, content_type: str) -> bool:
-    """Make ``response`` what ``Response(text=text, status=status, content_type=...)`` makes,
-    when nothing needs the general checks of ``Response.__init__``: a str text, a common
-    status, no charset in the content type. False (nothing set) otherwise. Used by
-    ``Response.__init__`` and ``json_response`` (which skips the keyword-argument call)."""
-    if type(text) is not str or status not in _PLAIN_STATUSES or ";" in content_type:
-        return False
-    response._status = status
-    response._reason = _PLAIN_STATUSES[status]
-    response._body = text.encode()
-    response._ctype = content_type
-    response._charset_value = "utf-8"
-    return True
+# Response.__init__, called on a new instance: the same response as Response(...), without the
+# cost of calling a class with keyword arguments (a kwargs dict, bound by name).
+_response_init: Final = Response.__init__
 
 
 _SENTINEL: Final[Any] = object()
@@ -879,12 +862,9 @@ def json_response(
             except BaseException:
                 _JSON_MARKERS.clear()
                 raise
-    if body is None and headers is None and reason is None and content_type:
-        # Response(text=text, ...)'s own shortcut, without the cost of its keyword arguments.
-        response: Response = _new_object(Response)
-        if _plain_text(response, status, text, content_type):
-            return response
-    return Response(
+    response: Response = _new_object(Response)
+    _response_init(
+        response,
         text=text,
         body=body,
         status=status,
@@ -892,6 +872,7 @@ def json_response(
         headers=headers,
         content_type=content_type,
     )
+    return response
 
 
 def json_bytes_response(
