@@ -38,7 +38,6 @@ __all__ = [
     "StreamResponse",
     "json_bytes_response",
     "json_response",
-    "send_in_one_write",
 ]
 
 CONTENT_TYPE: Final = istr("Content-Type")
