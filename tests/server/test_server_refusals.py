@@ -143,7 +143,7 @@ CASES = [
     (
         "unknown-method",
         b"BREW /bad HTTP/1.1\r\nHost: test\r\n\r\n",
-        501,
+        400,
         True,
     ),
 ]
@@ -282,7 +282,7 @@ async def test_parse_errors_reach_observers(serve: Any, recorder: Any) -> None:
     client = await served.client()
     await client.send(b"BREW / HTTP/1.1\r\n\r\n")
     await client.read_until_closed()
-    assert seen.statuses == [501]
+    assert seen.statuses == [400]
 
 
 async def _behind_slow_request(

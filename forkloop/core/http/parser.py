@@ -294,7 +294,10 @@ class RequestParser:
                 self._error = BadRequest("invalid request")
             return
         except httptools.HttpParserInvalidMethodError:
-            self._error = MethodNotImplemented("unknown or invalid request method")
+            # 400 as aiohttp answers (its llhttp parser knows the same methods), not 501: a
+            # method llhttp does not know is as often a malformed request line (GET1, a TLS
+            # ClientHello) as a method unknown to the server.
+            self._error = BadRequest("invalid request method")
             return
         except httptools.HttpParserError as exc:
             if self._closed:

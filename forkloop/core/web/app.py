@@ -29,6 +29,7 @@ from collections.abc import (
     MutableMapping,
     Sequence,
 )
+from contextlib import AbstractAsyncContextManager
 from functools import partial, update_wrapper
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
@@ -67,8 +68,9 @@ Middleware = Callable[["Request", Handler], Awaitable["StreamResponse"]]
 
 
 class NotAppKeyWarning(UserWarning):
-    """aiohttp warns when a plain ``str`` is used as an application key; forkloop does not,
-    but keeps the class so code that filters the warning still imports."""
+    """Warned, as aiohttp does, when a plain ``str`` is used as a key of an application, a
+    request or a response's storage: typed keys (``AppKey``, ``RequestKey``, ``ResponseKey``)
+    are recommended."""
 
 
 class AppKey(Generic[_T]):
@@ -217,34 +219,53 @@ class CleanupError(RuntimeError):
         return cast(list[BaseException], self.args[1])
 
 
-CleanupCallback = Callable[["Application"], AsyncIterator[None]]
+CleanupCallback = Callable[["Application"], AsyncIterator[None] | AbstractAsyncContextManager[None]]
+
+
+class _GeneratorContext(AbstractAsyncContextManager[None]):
+    """A ``cleanup_ctx`` async generator driven as an async context manager: the code before
+    its ``yield`` on enter, the code after on exit (as ``contextlib.asynccontextmanager``)."""
+
+    def __init__(self, gen: AsyncIterator[None]) -> None:
+        self._gen = gen
+
+    async def __aenter__(self) -> None:
+        try:
+            await self._gen.__anext__()
+        except StopAsyncIteration:
+            raise RuntimeError("generator didn't yield") from None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self._gen.__anext__()
+        except StopAsyncIteration:
+            return
+        raise RuntimeError("generator didn't stop")
 
 
 class CleanupContext(FrozenList[CleanupCallback]):
-    """``app.cleanup_ctx``: async generators whose code before ``yield`` runs at startup and
+    """``app.cleanup_ctx``: async generators (or functions returning an async context manager,
+    such as ``@asynccontextmanager`` ones) whose code before ``yield`` runs at startup and
     after ``yield`` at cleanup -- only for those whose startup part finished."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._exits: list[AsyncIterator[None]] = []
+        self._exits: list[AbstractAsyncContextManager[None]] = []
 
     async def _on_startup(self, app: Application) -> None:
         for callback in self:
-            it = callback(app).__aiter__()
-            await it.__anext__()
-            self._exits.append(it)
+            made = callback(app)
+            ctx = made if isinstance(made, AbstractAsyncContextManager) else _GeneratorContext(made)
+            await ctx.__aenter__()
+            self._exits.append(ctx)
 
     async def _on_cleanup(self, app: Application) -> None:
         errors: list[BaseException] = []
-        for it in reversed(self._exits):
+        for ctx in reversed(self._exits):
             try:
-                await it.__anext__()
-            except StopAsyncIteration:
-                pass
+                await ctx.__aexit__(None, None, None)
             except (Exception, asyncio.CancelledError) as exc:
                 errors.append(exc)
-            else:
-                errors.append(RuntimeError(f"{it!r} has more than one 'yield'"))
         self._exits.clear()
         if len(errors) == 1:
             raise errors[0]
@@ -286,7 +307,25 @@ def _fix_current_app(app: Application, handler: Handler) -> Handler:
         finally:
             match_info._current_app = prev
 
-    return with_current_app
+    # As every wrapper of the chain, it shows the handler's attributes to outer middlewares.
+    return update_wrapper(with_current_app, handler)
+
+
+def _is_new_style(middleware: object) -> bool:
+    """aiohttp's test: only a middleware marked by ``@web.middleware`` takes
+    ``(request, handler)``; any other is an old-style factory ``(app, handler) -> handler``."""
+    return getattr(middleware, "__middleware_version__", None) == 1
+
+
+def _old_style(app: Application, factory: Callable[..., Any], handler: Handler) -> Handler:
+    """Run an old-style middleware factory: like aiohttp, call ``await factory(app, handler)``
+    for every request and await the handler it returns."""
+
+    async def old_style_middleware(request: Request) -> StreamResponse:
+        made = await factory(app, handler)
+        return cast("StreamResponse", await made(request))
+
+    return update_wrapper(old_style_middleware, handler)
 
 
 def _build_chain(handler: Handler, apps: Sequence[Application]) -> Handler:
@@ -295,7 +334,10 @@ def _build_chain(handler: Handler, apps: Sequence[Application]) -> Handler:
     for app in reversed(apps):
         for middleware in reversed(app._middlewares):
             call: Callable[..., Awaitable[StreamResponse]] = middleware
-            handler = update_wrapper(partial(call, handler=handler), handler)
+            if _is_new_style(call):
+                handler = update_wrapper(partial(call, handler=handler), handler)
+            else:
+                handler = _old_style(app, call, handler)
         if nested:
             handler = _fix_current_app(app, handler)
     return handler
@@ -317,8 +359,12 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
     ) -> None:
         if router is None:
             router = UrlDispatcher()
-        elif not isinstance(router, UrlDispatcher):
-            raise TypeError(f"router should be a UrlDispatcher, got {router!r}")
+        else:
+            warnings.warn("router argument is deprecated", DeprecationWarning, stacklevel=2)
+            if not isinstance(router, UrlDispatcher):
+                raise TypeError(f"router should be a UrlDispatcher, got {router!r}")
+        if loop is not None:
+            warnings.warn("loop argument is deprecated", DeprecationWarning, stacklevel=2)
         if client_max_size < 0:
             raise ValueError(f"client_max_size must be >= 0, got {client_max_size}")
         self._router = router
@@ -346,6 +392,14 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         self._chains: dict[AbstractRoute, Handler] = {}
         self._error_chains: dict[tuple[Application, ...], Handler] = {}
         self._self_apps = (self,)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        warnings.warn(
+            f"Inheritance class {cls.__name__} from web.Application is discouraged",
+            DeprecationWarning,
+            stacklevel=3,
+        )
 
     # -- dict-like state ------------------------------------------------------------------
 
@@ -385,6 +439,13 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         if not isinstance(key, str | AppKey):
             raise TypeError(f"Application keys are str or web.AppKey, got {key!r}")
         self._check_frozen()
+        if not isinstance(key, AppKey):
+            warnings.warn(
+                "It is recommended to use web.AppKey instances for keys.\n"
+                "https://docs.aiohttp.org/en/stable/web_advanced.html#application-s-config",
+                NotAppKeyWarning,
+                stacklevel=2,
+            )
         self._state[key] = value
 
     def __delitem__(self, key: str | AppKey[_T]) -> None:
@@ -527,6 +588,13 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         self._on_startup.freeze()
         self._on_shutdown.freeze()
         self._on_cleanup.freeze()
+        for middleware in reversed(self._middlewares):
+            if not _is_new_style(middleware):
+                warnings.warn(
+                    f'old-style middleware "{middleware!r}" deprecated, see #2252',
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
         self._run_middlewares = bool(self._middlewares)
         for subapp in self._subapps:
             subapp.pre_freeze()
@@ -571,6 +639,29 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
             await self.on_cleanup.send(self)
         else:  # never frozen: startup never ran, only the cleanup contexts may hold state
             await self._cleanup_ctx._on_cleanup(self)
+
+    def make_handler(self, *, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> Any:
+        """The low-level ``Server`` serving this app (deprecated, as in aiohttp: use
+        ``AppRunner``). Keyword arguments are the server's; ``handler_args`` override them."""
+        warnings.warn(
+            "Application.make_handler(...) is deprecated, use AppRunner API instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from .lowlevel import Server  # the server imports the app's modules, not the reverse
+
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = asyncio.get_event_loop_policy().get_event_loop()
+        self._set_loop(loop)
+        self.freeze()
+        kwargs["debug"] = self._debug
+        kwargs.update(self._handler_args or {})
+        return Server(
+            self._handle, request_factory=self._request_factory(loop), loop=loop, **kwargs
+        )
 
     # -- per request ----------------------------------------------------------------------
 

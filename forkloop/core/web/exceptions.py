@@ -10,6 +10,7 @@ Imports: ``forkloop.core.web.response`` only.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -100,6 +101,12 @@ class HTTPException(Response, Exception):
         text: str | None = None,
         content_type: str | None = None,
     ) -> None:
+        if body is not None:
+            warnings.warn(
+                "body argument is deprecated for http web exceptions",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         status = type(self).status_code
         abstract = status < 0
         Response.__init__(

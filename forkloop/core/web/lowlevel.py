@@ -30,6 +30,7 @@ from ..http.serialize import DateCache
 from ..server.connections import ConnectionRegistry
 from ..server.protocol import HttpProtocol
 from ..server.streams import StreamReader
+from .deprecations import warn_returned_exception
 from .exceptions import HTTPException
 from .log import AbstractAccessLogger, AccessLogger, access_logger, server_logger
 from .request import BaseRequest
@@ -297,6 +298,8 @@ class Server:
                 "Missing return statement on request handler or wrong type: %r", response
             )
             return self._internal_error(None)
+        if type(response) is not Response and isinstance(response, HTTPException):
+            warn_returned_exception()
         return response
 
     def _internal_error(self, exc: BaseException | None) -> Response:

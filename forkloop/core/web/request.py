@@ -17,6 +17,7 @@ import re
 import socket
 import string
 import types
+import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any, Final
@@ -29,6 +30,7 @@ from ..http.parser import HTTP11, RequestHead
 from ..http.serialize import plain_message
 from ..server.protocol import HttpProtocol
 from ..server.streams import StreamReader
+from .deprecations import _seen_request_keys, warn_plain_request_key
 from .helpers import ChainMapProxy, ETag, parse_content_type, parse_etags, parse_http_date
 
 if TYPE_CHECKING:
@@ -157,6 +159,8 @@ class BaseRequest(MutableMapping[str, Any]):
     def __setitem__(self, key: str | Any, value: Any) -> None:
         if self._state is None:
             self._state = {}
+        if key not in _seen_request_keys:
+            warn_plain_request_key(key)  # aiohttp's NotAppKeyWarning, once per plain key
         self._state[key] = value
 
     def __delitem__(self, key: str | Any) -> None:
@@ -440,6 +444,7 @@ class BaseRequest(MutableMapping[str, Any]):
 
     @property
     def has_body(self) -> bool:
+        warnings.warn("Deprecated, use .can_read_body #2005", DeprecationWarning, stacklevel=2)
         return self._head.has_body
 
     @property

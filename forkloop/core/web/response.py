@@ -17,6 +17,7 @@ import datetime
 import enum
 import json
 import math
+import warnings
 import zlib
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from email.utils import formatdate
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from multidict import CIMultiDict, istr
 
 from ..http.serialize import reason_phrase, response_head, status_line
+from .deprecations import warn_plain_response_key
 from .helpers import ETag, is_etagc, parse_content_type, parse_http_date
 from .writer import PayloadWriter
 
@@ -440,6 +442,7 @@ class StreamResponse(MutableMapping[str, Any]):
         return self._storage()[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
+        warn_plain_response_key(key)  # aiohttp's NotAppKeyWarning, once per plain key
         self._storage()[key] = value
 
     def __delitem__(self, key: str) -> None:
@@ -594,6 +597,9 @@ class StreamResponse(MutableMapping[str, Any]):
             raise RuntimeError("Cannot call drain() after write_eof()")
         if self._payload_writer is None:
             raise RuntimeError("Response has not been started")
+        warnings.warn(
+            "drain method is deprecated, use await resp.write()", DeprecationWarning, stacklevel=2
+        )
         await self._payload_writer.drain()
 
     async def write_eof(self, data: bytes = b"") -> None:

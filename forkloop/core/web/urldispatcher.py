@@ -24,6 +24,7 @@ import inspect
 import keyword
 import os
 import re
+import warnings
 from collections.abc import (
     Awaitable,
     Callable,
@@ -195,6 +196,7 @@ def _wrap_handler(handler: Any) -> Handler:
         raise TypeError(f"Handler {handler!r} should be callable")
     if inspect.iscoroutinefunction(handler):
         return cast(Handler, handler)
+    warnings.warn("Bare functions are deprecated, use async ones", DeprecationWarning, stacklevel=3)
 
     @wraps(handler)
     async def handler_wrapper(request: Request) -> StreamResponse:
