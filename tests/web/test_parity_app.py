@@ -81,7 +81,8 @@ async def run_old_style(web: ModuleType) -> tuple[Any, ...]:
 async def test_old_style_middleware_factory_like_aiohttp() -> None:
     expected = await run_old_style(aio_web)
     got = await run_old_style(fl_web)
-    assert expected[0][0][1] == 200 and ("X-Old", "root:/") in expected[0][0][3]
+    assert expected[0][0][1] == 200
+    assert ("X-Old", "root:/") in expected[0][0][3]
     assert any("old-style middleware" in m for _, m in expected[1])
     assert got == expected
 
@@ -241,9 +242,9 @@ def custom_router_app(web: ModuleType) -> Any:
 async def test_custom_router_accepted_like_aiohttp() -> None:
     aio_app = custom_router_app(aio_web)
     fl_app = custom_router_app(fl_web)
-    assert fl_app.caught == aio_app.caught == [
-        ("DeprecationWarning", "router argument is deprecated")
-    ]
+    assert (
+        fl_app.caught == aio_app.caught == [("DeprecationWarning", "router argument is deprecated")]
+    )
     assert await serve(fl_app, fl_web, ["/"]) == await serve(aio_app, aio_web, ["/"])
 
 

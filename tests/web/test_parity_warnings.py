@@ -12,6 +12,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import test_utils as aio_test_utils
 from aiohttp import web as aio_web
@@ -149,19 +150,33 @@ async def test_make_handler_warns_like_aiohttp() -> None:
         ]
 
 
-async def test_make_handler_server_answers() -> None:
-    app = fl_web.Application()
+async def make_handler_answer(web: ModuleType) -> tuple[int, str]:
+    app = web.Application()
 
     async def hello(request: Any) -> Any:
-        return fl_web.Response(text="hello")
+        return web.Response(text="hello")
 
     app.router.add_get("/", hello)
     with pytest.warns(DeprecationWarning, match="make_handler"):
         server = app.make_handler()
-    async with fl_test_utils.TestClient(fl_test_utils.TestServer(app)) as client:
-        async with client.get("/") as resp:
-            assert await resp.text() == "hello"
-    assert server is not None
+    listener = await asyncio.get_running_loop().create_server(server, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/") as resp,
+        ):
+            return resp.status, await resp.text()
+    finally:
+        await server.shutdown(1.0)
+        listener.close()
+        await listener.wait_closed()
+
+
+async def test_make_handler_server_answers_like_aiohttp() -> None:
+    expected = await make_handler_answer(aio_web)
+    assert expected == (200, "hello")
+    assert await make_handler_answer(fl_web) == expected
 
 
 def build_served_app(web: ModuleType) -> Any:
