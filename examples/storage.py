@@ -11,19 +11,21 @@ from __future__ import annotations
 from forkloop import web
 
 site_name = web.AppKey("site_name", str)
+user_key = web.RequestKey("user", str)
+handled_by_key = web.ResponseKey("handled_by", str)
 
 
 @web.middleware
 async def user_middleware(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
-    request["user"] = request.headers.get("X-User", "guest")
+    request[user_key] = request.headers.get("X-User", "guest")
     response = await handler(request)
-    response.headers["X-Handled-By"] = response.get("handled_by", "unknown")
+    response.headers["X-Handled-By"] = response.get(handled_by_key, "unknown")
     return response
 
 
 async def greet(request: web.Request) -> web.Response:
-    response = web.Response(text=f"Welcome to {request.app[site_name]}, {request['user']}")
-    response["handled_by"] = "greet"
+    response = web.Response(text=f"Welcome to {request.app[site_name]}, {request[user_key]}")
+    response[handled_by_key] = "greet"
     return response
 
 

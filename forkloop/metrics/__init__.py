@@ -59,6 +59,7 @@ def setup(app: Any, *, path: str | None = "/metrics") -> Store:
     from prometheus_client.exposition import choose_encoder
 
     from forkloop.core.hooks import OBSERVERS_KEY
+    from forkloop.core.web.deprecations import set_internal_key
     from forkloop.core.web.response import Response
 
     from .exposition import HttpCollector
@@ -67,7 +68,7 @@ def setup(app: Any, *, path: str | None = "/metrics") -> Store:
     observers = app.get(OBSERVERS_KEY)
     if observers is None:
         observers = []
-        app[OBSERVERS_KEY] = observers
+        set_internal_key(app, OBSERVERS_KEY, observers)
     observer = HttpObserver(store)
     observers.append(observer)
 

@@ -64,6 +64,7 @@ from gunicorn.workers.base import Worker
 from forkloop.core.hooks import OBSERVERS_KEY
 from forkloop.core.http.limits import Limits
 from forkloop.core.web.app import Application
+from forkloop.core.web.deprecations import set_internal_key
 from forkloop.core.web.log import AbstractAccessLogger
 from forkloop.core.web.runner import AppRunner, SockSite
 
@@ -714,7 +715,7 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
                 raise RuntimeError("the runner is already set up")
             listed = runner.app.get(OBSERVERS_KEY)
             if listed is None:
-                runner.app[OBSERVERS_KEY] = observers
+                set_internal_key(runner.app, OBSERVERS_KEY, observers)
             else:
                 listed.extend(observers)
         except Exception as exc:

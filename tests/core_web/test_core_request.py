@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from rawhttp import request_bytes
 
+from forkloop.core.web.app import RequestKey
 from forkloop.core.web.request import BaseRequest
 from forkloop.core.web.response import Response, json_response
 
@@ -377,11 +378,13 @@ async def test_body_reading_methods(serve: Any) -> None:
 
 async def test_dict_storage_and_clone(serve: Any) -> None:
     seen: dict[str, Any] = {}
+    user = RequestKey("user", str)
+    n = RequestKey("n", int)
 
     async def handler(request: BaseRequest) -> Response:
-        request["user"] = "alice"
-        request["n"] = 1
-        del request["n"]
+        request[user] = "alice"
+        request[n] = 1
+        del request[n]
         seen["items"] = dict(request)
         seen["len"] = len(request)
         clone = request.clone(
@@ -421,7 +424,7 @@ async def test_dict_storage_and_clone(serve: Any) -> None:
     client = await served.client()
     await client.send(request_bytes("/orig?a=1", body=b"b"))
     await client.response()
-    assert seen["items"] == {"user": "alice"}
+    assert seen["items"] == {user: "alice"}
     assert seen["len"] == 1
     assert seen["clone"] == {
         "method": "POST",

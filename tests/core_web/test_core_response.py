@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from rawhttp import request_bytes
 
 from forkloop.core.web import response as ours_module
+from forkloop.core.web.app import ResponseKey
 from forkloop.core.web.helpers import ETag
 
 OURS = SimpleNamespace(
@@ -324,11 +325,12 @@ def test_last_modified_values() -> None:
 def test_dict_storage_and_identity() -> None:
     response = OURS.StreamResponse()
     assert len(response) == 0
-    response["key"] = "value"
-    assert response["key"] == "value"
-    assert dict(response) == {"key": "value"}
-    del response["key"]
-    assert "key" not in response
+    key = ResponseKey("key", str)
+    response[key] = "value"
+    assert response[key] == "value"
+    assert dict(response) == {key: "value"}
+    del response[key]
+    assert key not in response
     assert bool(response) is True
     assert response in {response}
     assert response != OURS.StreamResponse()

@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 from rawhttp import RawClient, request_bytes
 
-from forkloop.core.web.app import Application
+from forkloop.core.web.app import AppKey, Application
 from forkloop.core.web.response import Response
 from forkloop.core.web.runner import AppRunner, SockSite, TCPSite, UnixSite
+
+SETTING = AppKey("setting", int)
 
 
 async def _start(app: Application, **kwargs: Any) -> tuple[AppRunner, int]:
@@ -40,7 +42,7 @@ async def test_app_runner_routes_and_signal_order() -> None:
     async def hello(request: Any) -> Response:
         order.append(f"handler {request.match_info['name']}")
         assert request.app is app
-        assert request.config_dict["setting"] == 42
+        assert request.config_dict[SETTING] == 42
         if request.match_info["name"] == "slow":
             in_flight.set()
             await release.wait()
@@ -57,7 +59,7 @@ async def test_app_runner_routes_and_signal_order() -> None:
         order.append("cleanup")
 
     app = Application()
-    app["setting"] = 42
+    app[SETTING] = 42
     app.router.add_get("/hello/{name}", hello)
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

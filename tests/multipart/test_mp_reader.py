@@ -292,7 +292,11 @@ async def test_client_that_stops_sending_does_not_hang_the_server(serve: Serve) 
 
     app = web.Application()
     app.router.add_post("/", handler)
-    app.router.add_get("/ok", lambda r: web.Response(text="ok"))
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app.router.add_get("/ok", ok)
     base = await serve(app)
     host, port = base.removeprefix("http://").split(":")
     _reader, writer = await asyncio.open_connection(host, int(port))

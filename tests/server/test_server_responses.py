@@ -394,7 +394,6 @@ async def test_chunked_stream_response(serve: Any) -> None:
         await response.prepare(request)
         for i in range(5):
             await response.write(b"part%d;" % i)
-            await response.drain()
         await response.write_eof()
         return response
 

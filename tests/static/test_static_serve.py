@@ -72,7 +72,7 @@ async def test_show_index_lists_escaped_names(serve: Serve, root: Path) -> None:
     assert '<a href="/static/sub">sub/</a>' in page
     assert "<b onload" not in page  # a hostile file name is escaped, never markup
     assert html.escape("<b onload=x>&'q'.txt") in page
-    assert 'href="/static/%3Cb%20onload=x%3E&\'q\'.txt"' in page  # '"<>' are %-encoded
+    assert "href=\"/static/%3Cb%20onload=x%3E&'q'.txt\"" in page  # '"<>' are %-encoded
     assert 'href="/static/sp%20ace%20%C3%A9.txt"' in page
     assert '<a href="/static/sub/b.js">b.js</a>' in sub_page
     assert '<a href="/static/sub/deep">deep/</a>' in sub_page

@@ -156,7 +156,8 @@ async def test_raised_and_returned_over_socket(aiohttp_client) -> None:
     assert resp.headers["Location"] == "/login"
     resp = await client.get("/raised")
     assert await resp.text() == "login page"
-    resp = await client.get("/returned")
+    with pytest.warns(DeprecationWarning, match="returning HTTPException object is deprecated"):
+        resp = await client.get("/returned")
     assert resp.status == 409
     assert await resp.text() == "already there"
     resp = await client.get("/nc")

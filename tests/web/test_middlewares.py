@@ -20,10 +20,13 @@ async def raw_get(port: int, target: str) -> bytes:
         writer.close()
 
 
+NAME = web.AppKey("name", str)
+
+
 def recording_middleware(events: list[str], label: str):
     @web.middleware
     async def mw(request: web.Request, handler):
-        events.append(f"{label} in {request.app['name']}")
+        events.append(f"{label} in {request.app[NAME]}")
         resp = await handler(request)
         events.append(f"{label} out")
         return resp
@@ -35,15 +38,15 @@ async def test_order_first_listed_is_outermost(aiohttp_client) -> None:
     events: list[str] = []
 
     async def handler(request: web.Request) -> web.Response:
-        events.append(f"handler {request.app['name']}")
+        events.append(f"handler {request.app[NAME]}")
         return web.Response(text="ok")
 
     app = web.Application(
         middlewares=[recording_middleware(events, "m1"), recording_middleware(events, "m2")]
     )
-    app["name"] = "root"
+    app[NAME] = "root"
     sub = web.Application(middlewares=[recording_middleware(events, "s1")])
-    sub["name"] = "sub"
+    sub[NAME] = "sub"
     sub.router.add_get("/h", handler)
     app.router.add_get("/h", handler)
     app.add_subapp("/sub", sub)
@@ -125,19 +128,32 @@ async def test_handler_attributes_are_visible_to_middlewares(aiohttp_client) -> 
     assert (await client.get("/private")).status == 401
 
 
-async def test_undecorated_middleware_works(aiohttp_client) -> None:
-    async def add_header(request: web.Request, handler):
-        resp = await handler(request)
-        resp.headers["X-Mw"] = "1"
-        return resp
+async def test_undecorated_middleware_is_an_old_style_factory(aiohttp_client) -> None:
+    # As in aiohttp: without @web.middleware, a middleware is a factory (app, handler) ->
+    # handler, awaited for every request, and deprecated.
+    calls: list[str] = []
+
+    async def factory(app: web.Application, handler):
+        calls.append(app[NAME])
+
+        async def add_header(request: web.Request) -> web.StreamResponse:
+            resp = await handler(request)
+            resp.headers["X-Mw"] = "1"
+            return resp
+
+        return add_header
 
     async def handler(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    app = web.Application(middlewares=[add_header])
+    app = web.Application(middlewares=[factory])
+    app[NAME] = "root"
     app.router.add_get("/", handler)
-    client = await aiohttp_client(app)
+    with pytest.warns(DeprecationWarning, match="old-style middleware"):
+        client = await aiohttp_client(app)
     assert (await client.get("/")).headers["X-Mw"] == "1"
+    assert (await client.get("/")).headers["X-Mw"] == "1"
+    assert calls == ["root", "root"]
 
 
 async def test_normalize_path_append_slash_and_merge(aiohttp_client) -> None:
@@ -189,15 +205,15 @@ async def test_nested_subapps_chain_middlewares_and_current_app(aiohttp_client) 
     events: list[str] = []
 
     async def handler(request: web.Request) -> web.Response:
-        events.append(f"handler {request.app['name']}")
-        return web.Response(text=",".join(a["name"] for a in request.match_info.apps))
+        events.append(f"handler {request.app[NAME]}")
+        return web.Response(text=",".join(a[NAME] for a in request.match_info.apps))
 
     root = web.Application(middlewares=[recording_middleware(events, "r")])
-    root["name"] = "root"
+    root[NAME] = "root"
     mid = web.Application()  # no middlewares of its own
-    mid["name"] = "mid"
+    mid[NAME] = "mid"
     leaf = web.Application(middlewares=[recording_middleware(events, "l")])
-    leaf["name"] = "leaf"
+    leaf[NAME] = "leaf"
     leaf.router.add_get("/x", handler, name="x")
     mid.add_subapp("/leaf", leaf)
     root.add_subapp("/mid", mid)

@@ -152,7 +152,8 @@ async def test_handler_kinds_plain_function_bound_method_and_view() -> None:
             return web.Response(text="view")
 
     router = web.UrlDispatcher()
-    router.add_get("/plain", plain)
+    with pytest.warns(DeprecationWarning, match="Bare functions are deprecated"):
+        router.add_get("/plain", plain)
     router.add_get("/bound", Handlers().method)
     router.add_view("/view", MyView)
     for path, text in (("/plain", "plain"), ("/bound", "bound"), ("/view", "view")):
@@ -341,16 +342,17 @@ def test_subapp_cannot_be_added_twice_or_to_a_frozen_app() -> None:
 
 async def test_subapp_over_socket_with_config_dict(aiohttp_client) -> None:
     key = web.AppKey("key", str)
+    outer_only = web.AppKey("outer_only", str)
 
     async def show(request: web.Request) -> web.Response:
         return web.Response(
-            text=f"{request.config_dict[key]} {request.config_dict['outer_only']} "
+            text=f"{request.config_dict[key]} {request.config_dict[outer_only]} "
             f"{request.app is request.match_info.current_app}"
         )
 
     app = web.Application()
     app[key] = "outer"
-    app["outer_only"] = "o"
+    app[outer_only] = "o"
     sub = web.Application()
     sub[key] = "inner"
     sub.router.add_get("/show", show)

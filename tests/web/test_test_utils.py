@@ -103,7 +103,8 @@ def test_unused_port_is_bindable() -> None:
 
 async def test_make_mocked_request_with_match_info_and_app() -> None:
     app = web.Application()
-    app["db"] = "database"
+    db = web.AppKey("db", str)
+    app[db] = "database"
     request = make_mocked_request(
         "GET", "/users/7?x=1", headers={"X-Token": "t"}, match_info={"id": "7"}, app=app
     )
@@ -113,8 +114,8 @@ async def test_make_mocked_request_with_match_info_and_app() -> None:
     assert request.headers["X-Token"] == "t"
     assert request.match_info["id"] == "7"
     assert request.match_info.current_app is app
-    assert request.app["db"] == "database"
-    assert request.config_dict["db"] == "database"
+    assert request.app[db] == "database"
+    assert request.config_dict[db] == "database"
 
 
 async def test_mocked_request_drives_a_handler_and_body() -> None:

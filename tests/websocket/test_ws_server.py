@@ -16,6 +16,7 @@ from ws_helpers import RawClient, Serve
 
 from forkloop import web
 from forkloop.core.hooks import OBSERVERS_KEY
+from forkloop.core.web.deprecations import set_internal_key
 from forkloop.core.websocket import FrameWriter, build_frame
 
 MiB = 1024 * 1024
@@ -526,7 +527,7 @@ async def test_observers_see_open_messages_close(serve: Serve, where: str) -> No
 
     app = make_app()
     if where == "app":
-        app[OBSERVERS_KEY] = [Watch()]
+        set_internal_key(app, OBSERVERS_KEY, [Watch()])
         base = await serve(app)
     else:
         base = await serve(app, observers=[Watch()])

@@ -13,7 +13,12 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-__all__ = ["warn_plain_request_key", "warn_plain_response_key", "warn_returned_exception"]
+__all__ = [
+    "set_internal_key",
+    "warn_plain_request_key",
+    "warn_plain_response_key",
+    "warn_returned_exception",
+]
 
 _DOCS = "https://docs.aiohttp.org/en/stable/web_advanced.html"
 
@@ -58,3 +63,13 @@ def warn_returned_exception() -> None:
         DeprecationWarning,
         stacklevel=2,
     )
+
+
+def set_internal_key(app: Any, key: str, value: Any) -> None:
+    """Store ``value`` under forkloop's own plain ``str`` key (such as ``OBSERVERS_KEY``, kept
+    a string so ``core.hooks`` imports nothing) without the warning meant for applications."""
+    from .app import NotAppKeyWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotAppKeyWarning)
+        app[key] = value

@@ -1,7 +1,8 @@
 """Middleware helpers: the ``@middleware`` marker and ``normalize_path_middleware``.
 
-A middleware is ``async def mw(request, handler) -> response``; the application composes the
-chain once, at freeze (see ``app``). Imports: ``exceptions``, ``urldispatcher``.
+A middleware is ``async def mw(request, handler) -> response`` marked by ``@middleware``; the
+application composes the chain once, at freeze (see ``app``). Imports: ``exceptions``,
+``urldispatcher``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ Middleware = Callable[["Request", Handler], Awaitable["StreamResponse"]]
 def middleware(f: _F) -> _F:
     """Mark ``async def f(request, handler)`` as a (new-style) middleware.
 
-    forkloop treats every middleware as new-style; the marker is kept for aiohttp code.
+    As in aiohttp, a middleware without this marker is an old-style factory
+    ``async def factory(app, handler) -> handler``, accepted with a ``DeprecationWarning``.
     """
     f.__middleware_version__ = 1  # type: ignore[attr-defined]
     return f
