@@ -434,7 +434,7 @@ async def test_dict_storage_and_clone(serve: Any) -> None:
         "url": "https://clone.example/other?z=9",
         "secure": True,
         "remote": "10.0.0.1",
-        "storage": {"user": "alice"},
+        "storage": {user: "alice"},
         "same_content": True,
     }
     assert seen["original"] == ["GET", "/orig", "http", "test"]
