@@ -659,9 +659,8 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         self.freeze()
         kwargs["debug"] = self._debug
         kwargs.update(self._handler_args or {})
-        return Server(
-            self._handle, request_factory=self._request_factory(loop), loop=loop, **kwargs
-        )
+        handle: Any = self._handle  # called with the app's requests (its request factory's)
+        return Server(handle, request_factory=self._request_factory(loop), loop=loop, **kwargs)
 
     # -- per request ----------------------------------------------------------------------
 
