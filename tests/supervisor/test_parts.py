@@ -267,9 +267,11 @@ def test_scoreboard_is_shared_across_fork() -> None:
 APP_MODULE = """\
 from forkloop import web
 app = web.Application()
+N = web.AppKey("n", int)
+NAME = web.AppKey("name", str)
 def make(n=1, name="x"):
     a = web.Application()
-    a["n"], a["name"] = n, name
+    a[N], a[NAME] = n, name
     return a
 async def amake():
     return web.Application()
@@ -293,9 +295,10 @@ async def test_loader_forms(app_module: str) -> None:
 
     assert isinstance(loader.load(f"{app_module}:app"), Application)
     made = loader.load(f"{app_module}:make(7, name='seven')")
-    assert made["n"] == 7
-    assert made["name"] == "seven"
-    assert loader.load(f"{app_module}:make")["n"] == 1
+    keys = sys.modules[app_module]
+    assert made[keys.N] == 7
+    assert made[keys.NAME] == "seven"
+    assert loader.load(f"{app_module}:make")[keys.N] == 1
     pending = loader.load(f"{app_module}:amake")
     assert isinstance(loader.check_app(await pending, "amake"), Application)
 
