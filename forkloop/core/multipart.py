@@ -45,6 +45,7 @@ __all__ = [
     "PartHeaders",
     "parse_content_disposition",
     "parse_header_params",
+    "scan_header_params",
     "validate_boundary",
 ]
 
@@ -69,6 +70,8 @@ class MultipartLimits:
     max_part_header_count: int = 32
     max_preamble_bytes: int = 65536
     max_padding_bytes: int = 256  # transport padding (LWSP) after a boundary
+    max_header_params: int = 64  # parameters in one Content-Type / Content-Disposition value
+    max_param_continuations: int = 64  # RFC 2231 ``name*N``: N must be below this
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,24 +315,97 @@ def _decode_header_value(value: bytes) -> str:
         return value.decode("latin-1")
 
 
-# -- header parameters (RFC 2045 / RFC 2231 / RFC 5987) ----------------------------------------
+# -- header parameters (RFC 2045 / RFC 2231 / RFC 5987 / RFC 6266 / RFC 7578) -------------------
+#
+# A linear scanner, not a regex over the whole value: a pattern such as ``\s*;\s*name\s*=...``
+# applied with finditer backtracks over runs of whitespace (time grows with the square of the
+# value's length). Here every step moves the position forward: the only patterns used are one
+# character class repeated, matched at an offset (a single loop in the regex engine, which has
+# nothing to backtrack into), plus ``str.find``. Grammar, leniently (RFC 9110 section 5.6.6):
+#
+#     value  = main *( OWS ";" OWS [ param ] )
+#     param  = name OWS [ "=" OWS ( quoted-string / token-ish up to the next ";" ) ]
+#
+# RFC 2231 names: ``name*`` (charset'language'pct-encoded), ``name*N`` / ``name*N*``
+# (continuations). A continuation index must be below ``max_param_continuations`` and the
+# indices of one name must run 0, 1, 2... without gaps or repeats; else MultipartError (400).
 
-_PARAM_RE = re.compile(
-    r"""
-    \s*;\s*
-    (?P<name>[^\s=;"]+)
-    \s*(?:=\s*
-        (?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<token>[^;]*?))
-    )?\s*(?=;|$)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
-_CONTINUATION_RE = re.compile(r"^(?P<base>.+?)\*(?P<idx>\d+)(?P<ext>\*?)$")
+_OWS_RUN = re.compile(r"[ \t\r\n\f\v]*")
+_NAME_RUN = re.compile(r'[^ \t\r\n\f\v=;"]*')
+_QTEXT_RUN = re.compile(r'[^"\\]*')
 
 
-def _unquote(value: str) -> str:
-    return _QUOTED_PAIR_RE.sub(r"\1", value)
+def _skip_ows(value: str, pos: int) -> int:
+    m = _OWS_RUN.match(value, pos)
+    return m.end() if m is not None else pos
+
+
+def _quoted_string(value: str, pos: int) -> tuple[str, int]:
+    """Unquote the quoted-string whose opening quote is at ``pos - 1``; return it and the
+    position after its closing quote. Quoted-pairs (``\\x``) lose their backslash."""
+    n = len(value)
+    out: list[str] = []
+    while True:
+        m = _QTEXT_RUN.match(value, pos)
+        end = m.end() if m is not None else pos
+        if end > pos:
+            out.append(value[pos:end])
+        if end >= n:
+            raise MultipartError("unterminated quoted string in a header parameter")
+        if value[end] == '"':
+            return "".join(out), end + 1
+        # A backslash: the next character is taken literally.
+        if end + 1 >= n:
+            raise MultipartError("unterminated quoted string in a header parameter")
+        out.append(value[end + 1])
+        pos = end + 2
+
+
+def _next_semicolon(value: str, pos: int) -> int:
+    i = value.find(";", pos)
+    return len(value) if i < 0 else i
+
+
+def scan_header_params(value: str, pos: int = 0, max_params: int = 64) -> list[tuple[str, str]]:
+    """The ``(name lowercased, value unquoted)`` pairs of ``value[pos:]``, in order.
+
+    ``value[pos]`` is the ``;`` before the first parameter (or ``pos == len(value)``). Runs in
+    time linear in the length of ``value``. Empty parameters (``;;``) and fragments that are no
+    parameter (``; junk junk``) are skipped; an unterminated quoted string or more than
+    ``max_params`` parameters (empty ones included) raise ``MultipartError``.
+    """
+    n = len(value)
+    out: list[tuple[str, str]] = []
+    count = 0
+    while pos < n:
+        # value[pos] is ";" here. Empty parameters count too: ";;;..." is bounded like the rest.
+        count += 1
+        if count > max_params:
+            raise MultipartError(f"more than {max_params} parameters in a header value")
+        pos = _skip_ows(value, pos + 1)
+        m = _NAME_RUN.match(value, pos)
+        name_end = m.end() if m is not None else pos
+        name = value[pos:name_end]
+        pos = _skip_ows(value, name_end)
+        if not name:
+            pos = _next_semicolon(value, pos)
+            continue
+        if pos < n and value[pos] == "=":
+            pos = _skip_ows(value, pos + 1)
+            if pos < n and value[pos] == '"':
+                raw, pos = _quoted_string(value, pos + 1)
+                pos = _next_semicolon(value, pos)  # anything after the closing quote is ignored
+            else:
+                end = _next_semicolon(value, pos)
+                raw = value[pos:end].strip()
+                pos = end
+        elif pos >= n or value[pos] == ";":
+            raw = ""  # a bare flag (``; flag``)
+        else:
+            pos = _next_semicolon(value, pos)  # ``name junk``: not a parameter
+            continue
+        out.append((name.lower(), raw))
+    return out
 
 
 def _decode_ext_value(value: str) -> str:
@@ -345,49 +421,98 @@ def _decode_ext_value(value: str) -> str:
         return urllib.parse.unquote(encoded, "latin-1", "replace")
 
 
-def parse_header_params(value: str) -> tuple[str, dict[str, str]]:
-    """Split ``main; k=v; k2="v 2"`` into ``(main lowercased, {k: v})``.
+def _continuation(name: str, max_index: int) -> tuple[str, int] | None:
+    """``("base", N)`` for an RFC 2231 continuation name ``base*N`` (the trailing ``*`` of an
+    encoded piece already removed), else None. Raise if N is not below ``max_index``."""
+    star = name.rfind("*")
+    if star <= 0:
+        return None
+    digits = name[star + 1 :]
+    if not digits or not (digits.isascii() and digits.isdigit()):
+        return None
+    # Bound the digits before int(): a 5,000-digit index must be a 400, not a ValueError.
+    if len(digits) > len(str(max_index)) or int(digits) >= max_index:
+        raise MultipartError(
+            f"RFC 2231 continuation index of {name[:64]!r} is not below {max_index}"
+        )
+    if len(digits) > 1 and digits[0] == "0":
+        raise MultipartError(f"RFC 2231 continuation index with a leading zero in {name[:64]!r}")
+    return name[:star], int(digits)
+
+
+def _join_continuations(base: str, pieces: dict[int, tuple[str, bool]]) -> tuple[str, bool]:
+    """Join ``base*0``, ``base*1``... into one value; True if it was RFC 2231-encoded."""
+    if len(pieces) != max(pieces) + 1:
+        raise MultipartError(f"RFC 2231 continuations of {base[:64]!r} are not numbered 0, 1, 2...")
+    first, first_ext = pieces[0]
+    if not first_ext:
+        return "".join(pieces[i][0] for i in range(len(pieces))), False
+    # The first extended piece carries charset'language'; later ones are only %-encoded
+    # (a plain piece is literal text, so it is quoted to be decoded alike).
+    charset, _, rest0 = first.partition("'")
+    _, _, enc0 = rest0.partition("'")
+    rest = (
+        raw if ext else urllib.parse.quote(raw)
+        for raw, ext in (pieces[i] for i in range(1, len(pieces)))
+    )
+    return _decode_ext_value(f"{charset}''{enc0}{''.join(rest)}"), True
+
+
+def parse_header_params(
+    value: str, limits: MultipartLimits | None = None
+) -> tuple[str, dict[str, str]]:
+    """Split ``main; k=v; k2="v 2"`` into ``(main lowercased, {k: v})``, in linear time.
 
     Parameter names are lowercased. Quoted strings lose their quotes and quoted-pair escapes.
     RFC 2231 forms are decoded: ``k*=utf-8''%E2%82%AC`` and continuations ``k*0=`` / ``k*1*=``;
     the decoded value replaces a plain ``k`` (RFC 6266 section 4.3: ``filename*`` wins).
+    A malformed value (unterminated quotes, bad or too many continuations, too many
+    parameters) raises ``MultipartError`` (400).
     """
-    main, _, rest = value.partition(";")
+    limits = limits or _DEFAULT_LIMITS
+    semi = value.find(";")
+    main = value if semi < 0 else value[:semi]
     params: dict[str, str] = {}
     extended: dict[str, str] = {}
-    pieces: dict[str, list[tuple[int, str, bool]]] = {}
-    for m in _PARAM_RE.finditer(";" + rest):
-        name = m.group("name").lower()
-        quoted = m.group("quoted")
-        raw = _unquote(quoted) if quoted is not None else (m.group("token") or "").strip()
-        cont = _CONTINUATION_RE.match(name)
-        if cont is not None:
-            pieces.setdefault(cont.group("base"), []).append(
-                (int(cont.group("idx")), raw, bool(cont.group("ext")))
-            )
-        elif name.endswith("*"):
-            extended[name[:-1]] = _decode_ext_value(raw)
+    pieces: dict[str, dict[int, tuple[str, bool]]] = {}
+    if semi >= 0:
+        max_index = limits.max_param_continuations
+        for name, raw in scan_header_params(value, semi, limits.max_header_params):
+            ext = name.endswith("*")
+            bare = name[:-1] if ext else name
+            cont = _continuation(bare, max_index)
+            if cont is not None:
+                base, index = cont
+                slots = pieces.setdefault(base, {})
+                if index in slots:
+                    raise MultipartError(f"RFC 2231 continuation {name[:64]!r} repeated")
+                slots[index] = (raw, ext)
+            elif ext:
+                extended[bare] = _decode_ext_value(raw)
+            else:
+                params.setdefault(name, raw)
+    for base, slots in pieces.items():
+        joined, encoded = _join_continuations(base, slots)
+        if encoded:
+            extended[base] = joined
         else:
-            params.setdefault(name, raw)
-    for base, parts in pieces.items():
-        parts.sort(key=lambda p: p[0])
-        if parts[0][2]:
-            # The first extended piece carries charset'language'; later ones are only %-encoded.
-            charset, _, rest0 = parts[0][1].partition("'")
-            _, _, enc0 = rest0.partition("'")
-            encoded = enc0 + "".join(p[1] if p[2] else urllib.parse.quote(p[1]) for p in parts[1:])
-            extended[base] = _decode_ext_value(f"{charset}''{encoded}")
-        else:
-            params[base] = "".join(p[1] for p in parts)
+            params[base] = joined
     params.update(extended)
     return main.strip().lower(), params
 
 
-def parse_content_disposition(value: str | None) -> tuple[str | None, dict[str, str]]:
-    """Return ``(disposition type, params)`` of a ``Content-Disposition`` value (RFC 6266)."""
+_DEFAULT_LIMITS = MultipartLimits()
+
+
+def parse_content_disposition(
+    value: str | None, limits: MultipartLimits | None = None
+) -> tuple[str | None, dict[str, str]]:
+    """Return ``(disposition type, params)`` of a ``Content-Disposition`` value (RFC 6266).
+
+    Raises ``MultipartError`` (400) when the parameters are malformed."""
     if not value:
         return None, {}
-    disptype, params = parse_header_params(value)
+    disptype, params = parse_header_params(value, limits)
     if not disptype or _TOKEN_RE.fullmatch(disptype.encode("latin-1", "replace")) is None:
         return None, {}
     return disptype, params

@@ -59,6 +59,14 @@ def too_large(max_size: int, actual: int) -> Exception:
     return HTTPRequestEntityTooLarge(max_size, actual)
 
 
+def _params(value: str, limits: MultipartLimits | None) -> tuple[str, dict[str, str]]:
+    """``parse_header_params`` with a malformed value answered by 400."""
+    try:
+        return parse_header_params(value, limits)
+    except MultipartError as exc:
+        raise bad_request(exc.reason) from None
+
+
 class MultipartReader:
     """Reads the parts of a ``multipart/*`` body: ``await reader.next()`` or ``async for``.
 
@@ -79,7 +87,7 @@ class MultipartReader:
         self.headers = headers
         self._content = content
         ctype = headers.get("Content-Type", "")
-        mimetype, params = parse_header_params(ctype)
+        mimetype, params = _params(ctype, limits)
         if not mimetype.startswith("multipart/"):
             raise bad_request(f"expected a multipart/* Content-Type, got {ctype!r}")
         self._subtype = mimetype.partition("/")[2]
@@ -200,7 +208,12 @@ class BodyPartReader:
         self._pending = b""
         self._pos = 0
         self._end_seen = False
-        disptype, self._disp_params = parse_content_disposition(headers.get("Content-Disposition"))
+        try:
+            disptype, self._disp_params = parse_content_disposition(
+                headers.get("Content-Disposition")
+            )
+        except MultipartError as exc:
+            raise bad_request(exc.reason) from None
         self._disptype = disptype
 
     def __repr__(self) -> str:
@@ -305,7 +318,7 @@ class BodyPartReader:
         return parse_qsl(data.rstrip().decode(charset), keep_blank_values=True, encoding=charset)
 
     def get_charset(self, default: str) -> str:
-        _, params = parse_header_params(self.headers.get("Content-Type", ""))
+        _, params = _params(self.headers.get("Content-Type", ""), None)
         return params.get("charset") or self._default_charset or default
 
     def decode(self, data: bytes | bytearray, *, max_size: int = 0) -> bytes:
