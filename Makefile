@@ -92,3 +92,11 @@ dist: $(STAMP)
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
 	find forkloop -name '*.so' -delete
+
+# Coverage-guided fuzzing of the multipart header/parameter parser (atheris; not part of
+# `make test`). Bounded: FUZZ_SECONDS (60 by default). See docs/security.md.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(PY) -m pip install -q atheris
+	$(PY) tests/fuzz/atheris_multipart.py -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS)

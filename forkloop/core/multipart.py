@@ -480,6 +480,8 @@ def parse_header_params(
         for name, raw in scan_header_params(value, semi, limits.max_header_params):
             ext = name.endswith("*")
             bare = name[:-1] if ext else name
+            if not bare:
+                continue  # a lone "*" names nothing
             cont = _continuation(bare, max_index)
             if cont is not None:
                 base, index = cont
