@@ -335,6 +335,16 @@ class HttpProtocol(asyncio.Protocol):
         """
         if self._force_close or self.closing or self._no_keepalive:
             return False
+        payload = self._cycle_payload
+        if (
+            payload is not None
+            and payload is self._body
+            and payload.unread_beyond(MAX_DISCARD_BYTES)
+        ):
+            # Answered before its body came (a 413, say): skipping the rest would cost more than
+            # the bound, so this response ends the connection (issue 15).
+            self._force_close = True
+            return False
         return self._parser is not None or self._error_queued
 
     def force_close(self) -> None:
@@ -461,6 +471,7 @@ class HttpProtocol(asyncio.Protocol):
                 high_water=limits.read_buffer_high_bytes,
                 idle_timeout_s=limits.body_idle_timeout_s,
                 on_first_read=on_first_read,
+                expected_bytes=head.content_length,
             )
             self._body = payload
         else:
@@ -695,7 +706,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._force_close = True  # the client waits for 100 and never sends the body
             self._body = _Discard(payload.discard())
         if not self.keep_alive:
-            self._close()
+            # Unread body still coming: half-close and drain a while, as after an error reply.
+            self._close(linger=type(self._body) is _Discard)
             return False
         if not self._queue and self._parser is not None:
             if self._parser.in_request:

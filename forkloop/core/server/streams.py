@@ -3,6 +3,12 @@
 Owns body buffering, its flow control (reading from the socket pauses while more than
 ``read_buffer_high_bytes`` wait unread), the body idle timeout, and the lazy ``100 Continue``
 (sent on the first read, RFC 9110 §10.1.1). Imports ``core.http`` errors only.
+
+Memory is bounded by the bytes buffered plus a fixed overhead per piece, and pieces are not
+tiny: a piece shorter than ``COALESCE_BYTES`` (one byte of a chunked body, say) is appended to a
+``bytearray`` tail of up to ``COALESCE_MAX_BYTES`` rather than kept as an object of its own, so
+a body sent as 1-byte chunks costs about its size, not ~40 times it. Each piece is also charged
+``PIECE_OVERHEAD_BYTES`` against the flow-control high-water mark.
 """
 
 from __future__ import annotations
@@ -14,7 +20,15 @@ from typing import Final, Protocol
 
 from ..http.errors import RequestTimeout
 
-__all__ = ["EMPTY_PAYLOAD", "EmptyStreamReader", "EofStream", "FlowControl", "StreamReader"]
+__all__ = [
+    "COALESCE_BYTES",
+    "EMPTY_PAYLOAD",
+    "PIECE_OVERHEAD_BYTES",
+    "EmptyStreamReader",
+    "EofStream",
+    "FlowControl",
+    "StreamReader",
+]
 
 
 class EofStream(Exception):
@@ -29,6 +43,12 @@ class FlowControl(Protocol):
 
 
 DEFAULT_LINE_LIMIT: Final = 2**16
+# Pieces shorter than this are copied into a shared bytearray tail (up to COALESCE_MAX_BYTES).
+COALESCE_BYTES: Final = 1024
+COALESCE_MAX_BYTES: Final = 64 * 1024
+# What one buffered piece costs beyond its bytes (object header, deque slot), rounded up;
+# charged against the flow-control limit.
+PIECE_OVERHEAD_BYTES: Final = 64
 
 
 class StreamReader:
@@ -39,6 +59,7 @@ class StreamReader:
         "_eof",
         "_eof_callbacks",
         "_exception",
+        "_expected",
         "_high",
         "_idle_timeout",
         "_limit",
@@ -62,11 +83,13 @@ class StreamReader:
         high_water: int = 1 << 20,
         idle_timeout_s: float | None = None,
         on_first_read: Callable[[], None] | None = None,
+        expected_bytes: int | None = None,
     ) -> None:
         self._protocol = protocol
+        self._expected = expected_bytes  # the declared Content-Length; None: chunked/unknown
         self._limit = limit
         self._loop = loop if loop is not None else asyncio.get_event_loop()
-        self._buffer: collections.deque[bytes] = collections.deque()
+        self._buffer: collections.deque[bytes | bytearray] = collections.deque()
         self._size = 0
         self._eof = False
         self._exception: BaseException | None = None
@@ -87,13 +110,22 @@ class StreamReader:
     # -- producer side (the protocol) -----------------------------------------------------
 
     def feed_data(self, data: bytes) -> None:
-        if not data:
+        n = len(data)
+        if not n:
             return
-        self._buffer.append(data)
-        self._size += len(data)
-        self.total_bytes += len(data)
+        buffer = self._buffer
+        if n < COALESCE_BYTES:
+            tail = buffer[-1] if buffer else None
+            if type(tail) is bytearray and len(tail) + n <= COALESCE_MAX_BYTES:
+                tail += data
+            else:
+                buffer.append(bytearray(data))
+        else:
+            buffer.append(data)
+        self._size += n
+        self.total_bytes += n
         self._wake()
-        if self._size > self._high and not self._paused:
+        if not self._paused and self._size + len(buffer) * PIECE_OVERHEAD_BYTES > self._high:
             self._paused = True
             self._protocol.pause_reading()
 
@@ -126,6 +158,15 @@ class StreamReader:
     def continue_sent(self) -> None:
         """The ``100 Continue`` went out some other way; don't send it on first read."""
         self._on_first_read = None
+
+    def unread_beyond(self, bound: int) -> bool:
+        """Whether more than ``bound`` bytes of the body are buffered or still to come (a body
+        of unknown length that has not ended counts as more)."""
+        if self._eof:
+            return False
+        if self._expected is None:
+            return True
+        return self._expected - self.total_bytes + self._size > bound
 
     def discard(self) -> int:
         """Drop what is buffered (the handler is done); return how many bytes that was."""
@@ -186,7 +227,7 @@ class StreamReader:
         data = self._buffer.popleft()
         self._size -= len(data)
         self._resume_if_low()
-        return data, False
+        return bytes(data), False
 
     async def readexactly(self, n: int) -> bytes:
         if self._exception is not None:
@@ -265,7 +306,7 @@ class StreamReader:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _peek_all(self) -> bytes:
+    def _peek_all(self) -> bytes | bytearray:
         if len(self._buffer) > 1:
             joined = b"".join(self._buffer)
             self._buffer.clear()
@@ -279,10 +320,10 @@ class StreamReader:
         first = buffer[0]
         if len(first) == n:
             buffer.popleft()
-            data = first
+            data = first if type(first) is bytes else bytes(first)
         elif len(first) > n:
             buffer[0] = first[n:]
-            data = first[:n]
+            data = bytes(first[:n])
         else:
             parts = []
             remaining = n
@@ -299,7 +340,7 @@ class StreamReader:
         return data
 
     def _resume_if_low(self) -> None:
-        if self._paused and self._size < self._low:
+        if self._paused and self._size + len(self._buffer) * PIECE_OVERHEAD_BYTES < self._low:
             self._paused = False
             self._protocol.resume_reading()
 
