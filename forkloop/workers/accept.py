@@ -13,6 +13,12 @@ accepts one anyway -- so balance never starves the queue, and a sibling whose lo
 Accepted sockets go to the engine through ``loop.connect_accepted_socket(runner.server,
 sock)``, the same path the drain uses for connections still queued when a worker stops.
 
+When accept fails for want of file descriptors (EMFILE/ENFILE), the worker closes the oldest
+idle connections of its server (``ConnectionRegistry.make_room``, which counts and logs it
+once per interval), stops watching the socket for ``RETRY_S`` and tries again: it keeps
+serving instead of spinning on a readable socket it cannot accept from. ENOBUFS/ENOMEM pause
+accepting for ``PAUSE_S``.
+
 Imports: stdlib and :mod:`forkloop.supervisor.scoreboard`.
 """
 
@@ -36,6 +42,9 @@ log = logging.getLogger("forkloop.worker")
 DEFER_S = 0.005
 BATCH = 8
 REFRESH_S = 0.25
+RETRY_S = 0.01  # after making room
+PAUSE_S = 0.1  # when no room could be made, or the kernel is short of memory
+_NO_FD = (errno.EMFILE, errno.ENFILE)
 
 
 class BalancedAcceptor:
@@ -68,6 +77,7 @@ class BalancedAcceptor:
         self._siblings: list[int] = []
         self._refresh_at = 0.0
         self._pending: set[asyncio.Task[Any]] = set()
+        self._error_logged_at = float("-inf")
 
     def start(self) -> None:
         self.sock.setblocking(False)
@@ -129,14 +139,26 @@ class BalancedAcceptor:
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                log.error("accept failed (%s): pausing accepts for 0.1s", exc.strerror)
-                self._unwatch()
-                self.loop.call_later(0.1, self._watch)
+            if exc.errno in _NO_FD or exc.errno in (errno.ENOBUFS, errno.ENOMEM):
+                self._pause_after(exc)
             return False
         self.accepted += 1
         self._hand_over(conn)
         return True
+
+    def _pause_after(self, exc: OSError) -> None:
+        closed = 0
+        registry = getattr(self.factory, "connections", None)
+        make_room = getattr(registry, "make_room", None)
+        if exc.errno in _NO_FD and make_room is not None:
+            closed = make_room(f"accept: {exc.strerror}")
+        else:
+            now = time.monotonic()
+            if now - self._error_logged_at >= 10.0:
+                log.error("accept failed (%s): pausing accepts for %ss", exc.strerror, PAUSE_S)
+                self._error_logged_at = now
+        self._unwatch()
+        self.loop.call_later(RETRY_S if closed else PAUSE_S, self._watch)
 
     def _hand_over(self, conn: socket.socket) -> None:
         conn.setblocking(False)
