@@ -86,7 +86,8 @@ async def test_new_connections_are_served_when_descriptors_run_out(
 ) -> None:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    limit = 96
+    # The budget keeps FD_RESERVE (160) descriptors back: room for one asyncio accept batch.
+    limit = 96 if mode == "acceptor" else 400
     proc = subprocess.Popen(  # noqa: ASYNC220 - a child server, read from a thread
         [sys.executable, str(script), str(limit), loop_kind, mode],
         stdout=subprocess.PIPE,
@@ -101,18 +102,27 @@ async def test_new_connections_are_served_when_descriptors_run_out(
         assert (await fetch(port, 10)).startswith(b"HTTP/1.1 200")
         # Idle connections: more than the child has descriptors for.
         for _ in range(2 * limit):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+            except TimeoutError:
+                break  # the server stopped accepting (the defect): the probe below fails
             held.append(writer)
         await asyncio.sleep(0.5)
+        answers = []
         for _ in range(3):  # several new clients in a row, each answered
-            assert (await fetch(port, 15)).startswith(b"HTTP/1.1 200")
-        assert proc.poll() is None
+            try:
+                answers.append((await fetch(port, 15))[:15])
+            except (TimeoutError, OSError) as exc:
+                answers.append(repr(exc).encode())
+        alive = proc.poll() is None
     finally:
         for writer in held:
             writer.close()
         proc.kill()
         _, err = await asyncio.to_thread(proc.communicate)
     log = err.decode(errors="replace")
+    assert answers == [b"HTTP/1.1 200 OK"] * 3, log[-3000:]
+    assert alive
     assert "file descriptors short" in log, log[-2000:]
     # Logged once per interval, not once per failed accept.
     assert log.count("file descriptors short") <= 2, log[-2000:]

@@ -31,13 +31,15 @@ from typing import Final
 
 from .protocol import HttpProtocol
 
-__all__ = ["LOG_INTERVAL_S", "ConnectionRegistry", "default_fd_budget"]
+__all__ = ["FD_RESERVE", "LOG_INTERVAL_S", "ConnectionRegistry", "default_fd_budget"]
 
 log = logging.getLogger("forkloop.server")
 LOG_INTERVAL_S: Final = 10.0
 # File descriptors kept back from connections: listeners, log files, the app's own files and
-# sockets. The larger of this and an eighth of the limit.
-FD_RESERVE: Final = 32
+# sockets, and one accept batch (asyncio's server accepts up to its backlog, 128 for a site,
+# before any of those connections is registered here). The larger of this and an eighth of
+# the limit.
+FD_RESERVE: Final = 160
 
 
 def default_fd_budget() -> int:
