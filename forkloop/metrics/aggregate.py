@@ -75,6 +75,7 @@ def _copy(values: WorkerValues) -> WorkerValues:
         ws_open=values.ws_open,
         ws_messages=dict(values.ws_messages),
         parse_errors=dict(values.parse_errors),
+        fd_pressure=dict(values.fd_pressure),
         lag=values.lag.copy(),
         ws_sessions=values.ws_sessions.copy(),
     )

@@ -93,6 +93,17 @@ class HttpCollector(Collector):
             "Requests refused by the HTTP parser, by the status of the reply.",
             labels=["http_response_status_code", "worker"],
         )
+        fd_exhausted = CounterMetricFamily(
+            "forkloop_http_server_fd_exhausted",
+            "Times the server ran short of file descriptors (EMFILE/ENFILE at accept, or its "
+            "connection budget below RLIMIT_NOFILE).",
+            labels=["worker"],
+        )
+        fd_closed = CounterMetricFamily(
+            "forkloop_http_server_idle_connections_closed_for_room",
+            "Idle connections closed to make room when file descriptors ran short.",
+            labels=["worker"],
+        )
         for worker, values in rows:
             for key, (dur, req, resp) in sorted(values.requests.items()):
                 label_values = [*key, worker]
@@ -109,8 +120,11 @@ class HttpCollector(Collector):
                 ws_messages.add_metric([direction, worker], count)
             for status, count in sorted(values.parse_errors.items()):
                 parse_errors.add_metric([status, worker], count)
+            if values.fd_pressure:
+                fd_exhausted.add_metric([worker], values.fd_pressure.get("exhausted", 0))
+                fd_closed.add_metric([worker], values.fd_pressure.get("closed", 0))
         yield from (duration, request_size, response_size, active)
-        yield from (ws_open, ws_messages, ws_sessions, parse_errors)
+        yield from (ws_open, ws_messages, ws_sessions, parse_errors, fd_exhausted, fd_closed)
 
 
 class SupervisorCollector(Collector):

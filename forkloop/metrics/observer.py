@@ -89,6 +89,18 @@ class HttpObserver:
                     key = (_method_label(request.method), connection.scheme)
                     active[key] = active.get(key, 0) + 1
         self.store.set_active(active)
+        self._sample_fd_pressure()
+
+    def _sample_fd_pressure(self) -> None:
+        """Copy the connection registries' descriptor-shortage counters into the store."""
+        exhausted = closed = 0
+        for server in self.servers:
+            registry = server.connections
+            exhausted += getattr(registry, "fd_exhausted", 0)
+            closed += getattr(registry, "closed_for_room", 0)
+        if exhausted and self.store.fd_pressure.get("exhausted") != exhausted:
+            self.store.fd_pressure = {"exhausted": exhausted, "closed": closed}
+            self.store.scalar_changed()
 
     def take_tally(self) -> None:
         """Move the requests the server added to ``tally`` into the store's series (a store

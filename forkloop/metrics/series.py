@@ -238,6 +238,8 @@ class Store:
         self.ws_messages: dict[str, int] = {"received": 0, "sent": 0}
         self.parse_errors: dict[str, int] = {}
         self.ws_sessions = Histogram(WS_SESSION_BUCKETS)  # closed sessions' lifetimes
+        # Descriptor shortage (issue 15): {"exhausted": times, "closed": idle connections closed}
+        self.fd_pressure: dict[str, int] = {}
         self.version = 0  # bumped on every change to the scalars above
         self._sent: dict[object, int] = {}  # labels (or "s") -> version last sent
         # Called before every read (fold, changed, series): observers that keep requests
@@ -308,6 +310,7 @@ class Store:
                     "ws_messages": self.ws_messages,
                     "parse_errors": self.parse_errors,
                     "ws_sessions": self.ws_sessions.wire(),
+                    "fd_pressure": self.fd_pressure,
                 },
             ]
 
@@ -347,6 +350,7 @@ class WorkerValues:
     ws_open: int = 0
     ws_messages: dict[str, int] = field(default_factory=dict)
     parse_errors: dict[str, int] = field(default_factory=dict)
+    fd_pressure: dict[str, int] = field(default_factory=dict)
     lag: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS))
     ws_sessions: Histogram = field(default_factory=lambda: Histogram(WS_SESSION_BUCKETS))
 
@@ -370,6 +374,7 @@ class WorkerValues:
             self.ws_open = int(scalars.get("ws_open", 0))
             self.ws_messages = {str(k): int(v) for k, v in scalars.get("ws_messages", {}).items()}
             self.parse_errors = {str(k): int(v) for k, v in scalars.get("parse_errors", {}).items()}
+            self.fd_pressure = {str(k): int(v) for k, v in scalars.get("fd_pressure", {}).items()}
             sessions = scalars.get("ws_sessions")
             if sessions is not None:
                 self.ws_sessions = Histogram.from_wire(WS_SESSION_BUCKETS, sessions)
@@ -390,6 +395,7 @@ class WorkerValues:
             "ws_messages": self.ws_messages,
             "parse_errors": self.parse_errors,
             "ws_sessions": self.ws_sessions.wire(),
+            "fd_pressure": self.fd_pressure,
         }
         out.append(["s", scalars])
         out.append(["l", self.lag.wire()])
@@ -410,5 +416,7 @@ def merge_into(retired: WorkerValues, gone: WorkerValues) -> None:
         retired.ws_messages[direction] = retired.ws_messages.get(direction, 0) + count
     for status, count in gone.parse_errors.items():
         retired.parse_errors[status] = retired.parse_errors.get(status, 0) + count
+    for event, count in gone.fd_pressure.items():
+        retired.fd_pressure[event] = retired.fd_pressure.get(event, 0) + count
     retired.lag.add(gone.lag)
     retired.ws_sessions.add(gone.ws_sessions)

@@ -157,3 +157,40 @@ def test_make_room_closes_the_oldest_idle_connections_first() -> None:
         small.add(conn)  # type: ignore[arg-type]
     assert small.fd_exhausted == 1
     assert small.closed_for_room == 2  # x and y: not z, which just came
+
+
+async def test_descriptor_shortage_is_counted_in_metrics() -> None:
+    import aiohttp
+
+    from forkloop import metrics, web
+
+    app = web.Application()
+    metrics.setup(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        url = f"http://127.0.0.1:{port}/metrics"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url) as response:
+                before = await response.text()
+            assert runner.server is not None
+            registry = runner.server.connections
+            registry.make_room("test", count=1)
+            registry.make_room("test", count=1)
+            async with session.get(url) as response:
+                after = await response.text()
+    finally:
+        await runner.cleanup()
+    assert "forkloop_http_server_fd_exhausted_total{" not in before
+    lines = [line for line in after.splitlines() if line.startswith("forkloop_http_server_")]
+    assert any(
+        line.startswith("forkloop_http_server_fd_exhausted_total{") and line.endswith(" 2.0")
+        for line in lines
+    ), lines
+    assert any(
+        line.startswith("forkloop_http_server_idle_connections_closed_for_room_total{")
+        for line in lines
+    ), lines
