@@ -1,7 +1,7 @@
 """Small value types of aiohttp.web's API shared by requests and responses.
 
-Owns ``ChainMapProxy``, ``ETag``, HTTP-date parsing and content-type parsing. Imports nothing
-of ours.
+Owns ``ChainMapProxy``, ``ETag`` and HTTP-date parsing; content-type parsing comes from
+``core.http.headers``, which it imports.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ import datetime
 from collections.abc import Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
+
+# Linear-time parsing of request header values (issue 15); re-exported for this package.
+from ..http.headers import parse_content_type as parse_content_type
 
 __all__ = ["ChainMapProxy", "ETag"]
 
@@ -74,38 +77,6 @@ def parse_http_date(value: str | None) -> datetime.datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.UTC)
     return parsed
-
-
-def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
-    """``text/html; charset="utf-8"`` -> ``("text/html", {"charset": "utf-8"})``."""
-    main, _, rest = value.partition(";")
-    params: dict[str, str] = {}
-    while rest:
-        item, _, rest = _split_param(rest)
-        name, eq, val = item.partition("=")
-        name = name.strip().lower()
-        if not name or not eq:
-            continue
-        val = val.strip()
-        if len(val) >= 2 and val[0] == val[-1] == '"':
-            val = val[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        params[name] = val
-    return main.strip().lower(), params
-
-
-def _split_param(text: str) -> tuple[str, str, str]:
-    quoted = False
-    escaped = False
-    for index, char in enumerate(text):
-        if escaped:
-            escaped = False
-        elif char == "\\" and quoted:
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == ";" and not quoted:
-            return text[:index], ";", text[index + 1 :]
-    return text, "", ""
 
 
 def is_etagc(value: str) -> bool:

@@ -19,13 +19,13 @@ import string
 import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
+from ..http.headers import parse_cookie_headers
 from ..http.parser import HTTP11, RequestHead
 from ..http.serialize import plain_message
 from ..server.protocol import HttpProtocol
@@ -382,14 +382,8 @@ class BaseRequest(MutableMapping[str, Any]):
     def cookies(self) -> Mapping[str, str]:
         cache = self._cache
         if "cookies" not in cache:
-            parsed: dict[str, str] = {}
-            for raw in self._head.headers.getall("Cookie", ()):
-                cookie = SimpleCookie()
-                try:
-                    cookie.load(raw)
-                except CookieError:
-                    continue
-                parsed.update((name, morsel.value) for name, morsel in cookie.items())
+            # Linear in the header's length (SimpleCookie is quadratic in escapes; issue 15).
+            parsed = parse_cookie_headers(self._head.headers.getall("Cookie", ()))
             cache["cookies"] = types.MappingProxyType(parsed)
         result: Mapping[str, str] = cache["cookies"]
         return result

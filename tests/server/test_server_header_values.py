@@ -1,0 +1,145 @@
+"""Header values a handler reads, parsed in linear time (issue 15, the regex audit): Cookie,
+Content-Type, Range, Forwarded, Host, the path helpers. Each gets a 1 MB hostile value; no timed
+assertions (the pytest timeout bounds them: the quadratic parsers they replace needed hours).
+"""
+
+from __future__ import annotations
+
+from http.cookies import SimpleCookie
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forkloop import web
+from forkloop.core.http.headers import parse_content_type, parse_cookie_headers
+from forkloop.core.http.parser import _HOST
+from forkloop.core.web.middlewares import _MULTI_SLASH_RE
+from forkloop.test_utils import make_mocked_request
+
+MB = 1 << 20
+
+
+def request_with(name: str, value: str) -> web.Request:
+    return make_mocked_request("POST", "/", headers={name: value})
+
+
+# -- Cookie -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # SimpleCookie's unquoting was quadratic in these (CVE-2024-7592 on Python < 3.11.10).
+        ('a="' + "\\\\" * (MB // 2) + '"', {"a": "\\" * (MB // 2)}),
+        ('a="' + "\\012" * (MB // 4) + '"', {"a": "\n" * (MB // 4)}),
+        ("a=b; " * (MB // 5), {"a": "b"}),
+        ("a" * MB + "=1", {"a" * MB: "1"}),
+        ("a=" + "=" * MB, {"a": "=" * MB}),
+        (";" * MB + "k=v", {"k": "v"}),
+        (" " * MB + "k=v", {"k": "v"}),
+    ],
+    ids=["backslashes", "octal", "pairs", "long-name", "equals", "semicolons", "spaces"],
+)
+def test_one_megabyte_cookie_headers(value: str, expected: dict[str, str]) -> None:
+    assert dict(request_with("Cookie", value).cookies) == expected
+
+
+def test_cookie_rules() -> None:
+    headers = ['a=1; b="two words"; c=x=y', 'a=override; bad name=1; novalue; ="x"; path=/']
+    assert parse_cookie_headers(headers) == {
+        "a": "override",
+        "b": "two words",
+        "c": "x=y",
+        "path": "/",  # RFC 6265 section 5.4: a Cookie header has no attributes
+    }
+    assert parse_cookie_headers(['q="a\\"b\\\\c\\101"']) == {"q": 'a"b\\cA'}
+
+
+cookie_octets = st.text(
+    alphabet=st.sampled_from(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'()*+-./:<=>?@[]^_`{|}~"
+    ),
+    max_size=20,
+)
+cookie_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs=st.lists(st.tuples(cookie_names, cookie_octets), max_size=6))
+def test_cookies_agree_with_simplecookie_on_rfc6265_headers(pairs: list[tuple[str, str]]) -> None:
+    reserved = {"expires", "path", "comment", "domain", "max-age", "secure", "httponly"}
+    pairs = [(k, v) for k, v in pairs if k not in reserved | {"version", "samesite", "partitioned"}]
+    header = "; ".join(f"{k}={v}" for k, v in pairs)
+    ours = parse_cookie_headers([header])
+    theirs = SimpleCookie()
+    theirs.load(header)
+    assert ours == {k: m.value for k, m in theirs.items()}
+
+
+# -- Content-Type -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("text/plain" + ";" * MB, ("text/plain", {})),
+        ("text/plain" + "; a=b" * (MB // 5), ("text/plain", {"a": "b"})),
+        ('text/plain; a="' + "\\;" * (MB // 2) + '"', ("text/plain", {"a": "\\;" * (MB // 2)})),
+        ('text/plain; a="' + ";" * MB, ("text/plain", {"a": '"' + ";" * MB})),
+        ("text/plain" + " " * MB + "; charset=utf-8", ("text/plain", {"charset": "utf-8"})),
+    ],
+    ids=["semicolons", "params", "escapes", "unterminated", "spaces"],
+)
+def test_one_megabyte_content_types(value: str, expected: tuple[str, dict[str, str]]) -> None:
+    assert parse_content_type(value) == expected
+    request = request_with("Content-Type", value)
+    assert (request.content_type, request.charset) == (expected[0], expected[1].get("charset"))
+
+
+def test_content_type_rules() -> None:
+    assert parse_content_type('Text/HTML; Charset="utf-8"; q="a;b"; x; =y; q2="\\"x\\""') == (
+        "text/html",
+        {"charset": "utf-8", "q": "a;b", "q2": '"x"'},
+    )
+
+
+# -- Range, Forwarded, Host, paths ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["bytes=" + "1" * MB, "bytes=1-" + "1" * MB + "x", "bytes=" + "-" * MB, " " * MB + "bytes="],
+)
+def test_one_megabyte_ranges_are_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="range"):
+        _ = request_with("Range", value).http_range
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "for=" + '"' + "\\x" * (MB // 2) + '"',
+        "for=a;" * (MB // 6),
+        "," * MB,
+        '"' * MB,
+        "for=" + "a" * MB,
+    ],
+    ids=["escapes", "pairs", "commas", "quotes", "long"],
+)
+def test_one_megabyte_forwarded_headers(value: str) -> None:
+    forwarded = request_with("Forwarded", value).forwarded
+    assert isinstance(forwarded, tuple)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"a" * MB + b"/", b"[" + b":" * MB, b"a" * MB + b":" + b"1" * MB + b"x", b":" * MB],
+)
+def test_one_megabyte_host_values(value: bytes) -> None:
+    # The parser bounds a header line at 8190 bytes first; the pattern is linear anyway.
+    assert _HOST.fullmatch(value) is None
+
+
+def test_one_megabyte_paths_through_the_slash_pattern() -> None:
+    assert _MULTI_SLASH_RE.sub("/", "/" * MB + "a" + "/a" * MB) == "/a" + "/a" * MB
