@@ -143,3 +143,36 @@ def test_one_megabyte_host_values(value: bytes) -> None:
 
 def test_one_megabyte_paths_through_the_slash_pattern() -> None:
     assert _MULTI_SLASH_RE.sub("/", "/" * MB + "a" + "/a" * MB) == "/a" + "/a" * MB
+
+
+# -- Host masks of add_domain ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mask", "host", "expected"),
+    [
+        ("*.*.*.example.com", "a." * (MB // 2) + "x", False),  # the regex: hours
+        ("*.*.*.example.com", "a." * (MB // 2) + "example.com", True),
+        ("*.example.com", "." * MB + "example.org", False),
+    ],
+    ids=["no-suffix", "match", "dots"],
+)
+def test_one_megabyte_hosts_against_domain_masks(mask: str, host: str, expected: bool) -> None:
+    from forkloop.core.web.urldispatcher import MaskDomain
+
+    assert MaskDomain(mask).match_domain(host) is expected
+
+
+mask_pieces = st.lists(st.sampled_from(["a", "b", ".", "ab", "*"]), max_size=7).map("".join)
+hosts = st.text(alphabet="ab.", max_size=14)
+
+
+@settings(max_examples=400, deadline=None)
+@given(mask=mask_pieces, host=hosts)
+def test_wildcard_matching_agrees_with_the_regex_it_replaces(mask: str, host: str) -> None:
+    import re
+
+    from forkloop.core.http.headers import match_wildcard
+
+    regex = re.compile(re.escape(mask).replace(r"\*", ".*"))
+    assert match_wildcard(mask, host) == (regex.fullmatch(host) is not None)

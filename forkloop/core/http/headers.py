@@ -1,5 +1,5 @@
 """Linear-time parsers of request header values the web layer reads: ``Cookie`` and
-``Content-Type``.
+``Content-Type``, and the ``*`` masks a ``Host`` is matched against.
 
 Owns: splitting those values into their parts in one forward pass, whatever the input
 (issue 15). The standard library's ``SimpleCookie`` unquotes backslash escapes in time
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["parse_content_type", "parse_cookie_headers", "split_unquoted"]
+__all__ = ["match_wildcard", "parse_content_type", "parse_cookie_headers", "split_unquoted"]
 
 # Characters that cannot be part of a cookie name (RFC 6265 cookie-name is an RFC 2616
 # token; like aiohttp we accept other printable characters, but not these).
@@ -101,3 +101,29 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
                 val = val[1:-1].replace('\\"', '"').replace("\\\\", "\\")
             params[name] = val
     return main.strip().lower(), params
+
+
+def match_wildcard(mask: str, text: str) -> bool:
+    """Whether ``text`` matches ``mask``, where each ``*`` stands for any run of characters
+    (dots included: ``*.example.com`` matches ``a.b.example.com``) and the rest is literal.
+
+    The regex ``.*\\.`` ``.*`` ... this replaces backtracks polynomially with the number of
+    ``*``; here the literal pieces between them are placed leftmost in order, which decides the
+    match in one forward pass (``str.find``), the fixed first and last pieces checked first.
+    """
+    pieces = mask.split("*")
+    if len(pieces) == 1:
+        return mask == text
+    first, last = pieces[0], pieces[-1]
+    if len(text) < len(first) + len(last) or not text.startswith(first):
+        return False
+    if not text.endswith(last):
+        return False
+    pos = len(first)
+    end = len(text) - len(last)
+    for piece in pieces[1:-1]:
+        index = text.find(piece, pos, end)
+        if index < 0:
+            return False
+        pos = index + len(piece)
+    return True

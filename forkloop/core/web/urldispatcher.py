@@ -44,6 +44,7 @@ from urllib.parse import quote, unquote
 
 from yarl import URL
 
+from ..http.headers import match_wildcard
 from .exceptions import HTTPException, HTTPExpectationFailed, HTTPMethodNotAllowed, HTTPNotFound
 
 if TYPE_CHECKING:
@@ -891,7 +892,8 @@ class MaskDomain(Domain):
         return self._mask.pattern
 
     def match_domain(self, host: str) -> bool:
-        return self._mask.fullmatch(host.lower()) is not None
+        # Not the regex: ".*" pieces backtrack polynomially on a hostile Host (issue 15).
+        return match_wildcard(self._domain, host.lower())
 
 
 class MatchedSubAppResource(PrefixedSubAppResource):
