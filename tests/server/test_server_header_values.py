@@ -176,3 +176,71 @@ def test_wildcard_matching_agrees_with_the_regex_it_replaces(mask: str, host: st
 
     regex = re.compile(re.escape(mask).replace(r"\*", ".*"))
     assert match_wildcard(mask, host) == (regex.fullmatch(host) is not None)
+
+
+# -- routes with several variables in one segment ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("route", "path", "expected"),
+    [
+        ("/{a}.{b}.{c}", "/" + "." * MB + "/", None),  # the regex: about 10^17 steps
+        (
+            "/{a}.{b}.{c}",
+            "/" + "x." * (MB // 2) + "y",
+            {"a": "x." * (MB // 2 - 2) + "x", "b": "x", "c": "y"},
+        ),
+        ("/f/{y}-{m}-{d}", "/f/" + "-" * MB + "/", None),
+        ("/{a}{b}/z", "/" + "q" * MB + "/y", None),
+    ],
+    ids=["dots", "match", "dashes", "adjacent"],
+)
+def test_one_megabyte_paths_against_shared_segment_routes(
+    route: str, path: str, expected: dict[str, str] | None
+) -> None:
+    from forkloop.core.web.urldispatcher import DynamicResource
+
+    found = DynamicResource(route)._match(path)
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert {k: found[k] for k in expected} == expected
+
+
+route_parts = st.lists(
+    st.one_of(st.sampled_from([".", "-", "/", "a", "", ".a", "/x/"]), st.just(None)),
+    min_size=2,
+    max_size=7,
+)
+paths = st.text(alphabet="a.-/x{", max_size=16)
+
+
+@settings(max_examples=500, deadline=None)
+@given(parts=route_parts, path=paths)
+def test_linear_route_matching_agrees_with_the_regex(parts: list[str | None], path: str) -> None:
+    import re
+
+    from forkloop.core.web.pathmatch import match_default_vars
+
+    literals = [""]
+    names: list[str] = []
+    for part in parts:
+        if part is None:
+            names.append(f"v{len(names)}")
+            literals.append("")
+        else:
+            literals[-1] += part
+    regex = "".join(
+        re.escape(lit) + (f"(?P<{names[i]}>[^{{}}/]+)" if i < len(names) else "")
+        for i, lit in enumerate(literals)
+    )
+    match = re.fullmatch(regex, "/" + path)
+    literals[0] = "/" + literals[0]
+    regex = "".join(
+        re.escape(lit) + (f"(?P<{names[i]}>[^{{}}/]+)" if i < len(names) else "")
+        for i, lit in enumerate(literals)
+    )
+    match = re.fullmatch(regex, "/" + path)
+    expected = None if match is None else match.groupdict()
+    assert match_default_vars(literals, names, "/" + path) == expected

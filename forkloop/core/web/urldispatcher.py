@@ -46,6 +46,7 @@ from yarl import URL
 
 from ..http.headers import match_wildcard
 from .exceptions import HTTPException, HTTPExpectationFailed, HTTPMethodNotAllowed, HTTPNotFound
+from .pathmatch import match_default_vars
 
 if TYPE_CHECKING:
     from .app import Application
@@ -649,10 +650,34 @@ def _parse_pattern(path: str) -> list[tuple[str, str | None]]:
     return parts
 
 
+# Paths longer than this go to match_default_vars when the route qualifies (_linear_form);
+# shorter ones take the compiled regex, whose worst case is small at this length.
+_LINEAR_FROM = 64
+
+
+def _linear_form(parts: list[tuple[str, str | None]]) -> tuple[list[str], list[str]] | None:
+    """``(literals, names)`` of a route made of default variables where two share a segment
+    (the regex of which backtracks), else None."""
+    literals = [""]
+    names: list[str] = []
+    shared = False
+    for text, var_regex in parts:
+        if var_regex is None:
+            literals[-1] += text
+        elif var_regex != "[^{}/]+":
+            return None
+        else:
+            if names and "/" not in literals[-1]:
+                shared = True
+            names.append(text)
+            literals.append("")
+    return (literals, names) if shared else None
+
+
 class DynamicResource(Resource):
     """A path with variable parts: ``/users/{id}``, ``/files/{path:.*}``."""
 
-    __slots__ = ("_canonical", "_names", "_orig_path", "_parts", "_pattern")
+    __slots__ = ("_canonical", "_linear", "_names", "_orig_path", "_parts", "_pattern")
 
     def __init__(self, path: str, *, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -681,6 +706,7 @@ class DynamicResource(Resource):
             raise ValueError(f"Bad pattern {self._orig_path!r}: {exc}") from None
         self._canonical = "".join(canonical)
         self._names = tuple(names)
+        self._linear = _linear_form(self._parts)
 
     @property
     def canonical(self) -> str:
@@ -693,12 +719,17 @@ class DynamicResource(Resource):
         self._compile()
 
     def _match(self, path: str) -> dict[str, str] | None:
-        match = self._pattern.fullmatch(path)
-        if match is None:
-            return None
-        if "%" not in path:
-            return match.groupdict()
-        return {key: _unquote_path_safe(value) for key, value in match.groupdict().items()}
+        linear = self._linear
+        if linear is not None and len(path) > _LINEAR_FROM:
+            # Several default variables in one segment: the regex would backtrack
+            # polynomially on a long hostile path (issue 15); same match, linear time.
+            found = match_default_vars(linear[0], linear[1], path)
+        else:
+            match = self._pattern.fullmatch(path)
+            found = None if match is None else match.groupdict()
+        if found is None or "%" not in path:
+            return found
+        return {key: _unquote_path_safe(value) for key, value in found.items()}
 
     def raw_match(self, path: str) -> bool:
         return self._orig_path == path
