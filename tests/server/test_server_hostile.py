@@ -4,12 +4,14 @@ answer to a body too large to skip ends the connection (defect 4)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tracemalloc
 from typing import Any
 
 import pytest
 from rawhttp import request_bytes
 
+from forkloop.core.http.limits import Limits
 from forkloop.core.server.protocol import MAX_DISCARD_BYTES
 from forkloop.core.server.streams import COALESCE_BYTES, PIECE_OVERHEAD_BYTES, StreamReader
 
@@ -97,14 +99,16 @@ async def test_tiny_chunks_over_a_socket_cost_about_their_bytes(serve: Any) -> N
         body = await request.read()
         return Response(text=str(len(body)))
 
-    served = await serve(handler, client_max_size=1 << 20)
+    # tracemalloc slows everything: on a loaded machine no timer may cut the upload short.
+    limits = dataclasses.replace(Limits(), header_timeout_s=300.0, body_idle_timeout_s=300.0)
+    served = await serve(handler, client_max_size=1 << 20, limits=limits)
     client = await served.client()
     head = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     wire = head + b"2\r\nxy\r\n" * count + b"0\r\n\r\n"
     tracemalloc.start()
     try:
         await client.send(wire)
-        response = await client.response()
+        response = await client.response(timeout_s=100)
     finally:
         tracemalloc.stop()
     assert response.status == 200
