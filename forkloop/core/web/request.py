@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
-from ..http.headers import parse_cookie_headers
+from ..http.headers import parse_cookie_headers, split_unquoted
 from ..http.parser import HTTP11, RequestHead
 from ..http.serialize import plain_message
 from ..server.protocol import HttpProtocol
@@ -656,9 +656,9 @@ def _split_target(target: str) -> tuple[str, str]:
 
 def _parse_forwarded(value: str) -> Iterator[dict[str, str]]:
     """Elements of one ``Forwarded`` header value; malformed pairs are skipped."""
-    for element in _split_quoted(value, ","):
+    for element in split_unquoted(value, ","):
         pairs: dict[str, str] = {}
-        for pair in _split_quoted(element, ";"):
+        for pair in split_unquoted(element, ";"):
             name, eq, val = pair.strip().partition("=")
             name = name.strip().lower()
             if not eq or not name or not set(name) <= _TCHAR:
@@ -670,19 +670,3 @@ def _parse_forwarded(value: str) -> Iterator[dict[str, str]]:
                 continue
             pairs.setdefault(name, val)
         yield pairs
-
-
-def _split_quoted(text: str, sep: str) -> Iterator[str]:
-    start = 0
-    quoted = escaped = False
-    for index, char in enumerate(text):
-        if escaped:
-            escaped = False
-        elif char == "\\" and quoted:
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == sep and not quoted:
-            yield text[start:index]
-            start = index + 1
-    yield text[start:]
