@@ -15,8 +15,6 @@ is more than a few milliseconds the client, not the server, set the pace.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -109,11 +107,7 @@ def measure(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    result = measure(quick=args.quick)
-    print(json.dumps({"rows": result["rows"], "peers": result["peers"]}, indent=2))
+    workloads.run_cli(measure, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ even; 2.0 = one worker did everything).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
@@ -194,12 +192,7 @@ def measure(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    result = measure(quick=args.quick)
-    print(NOT_COMPARABLE)
-    print(json.dumps({"rows": result["rows"], "peers": result["peers"]}, indent=2))
+    workloads.run_cli(measure, __doc__, argv, note=NOT_COMPARABLE)
 
 
 if __name__ == "__main__":

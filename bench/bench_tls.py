@@ -12,8 +12,6 @@ all. Interleaved rounds; medians; req/s and server CPU µs per request, as ratio
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -63,11 +61,7 @@ def measure(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    result = measure(quick=args.quick)
-    print(json.dumps({"rows": result["rows"], "peers": result["peers"]}, indent=2))
+    workloads.run_cli(measure, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ skipped with the reason. Loopback only; every process started is stopped by its 
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import math
@@ -294,3 +295,20 @@ def run_loadgen(cpu: int | None, args: Sequence[str], timeout_s: float) -> dict[
 def settings(quick: bool, full_duration: int = 5, full_rounds: int = 3) -> tuple[int, int]:
     """(seconds per run, rounds): tiny under ``--quick`` (a smoke run), else the full values."""
     return (1, 1) if quick else (full_duration, full_rounds)
+
+
+def run_cli(
+    measure: Callable[..., dict[str, Any]],
+    doc: str | None,
+    argv: list[str] | None,
+    note: str | None = None,
+) -> None:
+    """The command line every workload module shares: ``--quick``, then its rows as JSON
+    (after ``note``, where a workload has one to print first)."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    result = measure(quick=args.quick)
+    if note:
+        print(note)
+    print(json.dumps({"rows": result["rows"], "peers": result["peers"]}, indent=2))
