@@ -218,3 +218,15 @@ async def test_served_warnings_like_aiohttp(path: str) -> None:
     if path != "/raised":
         assert expected[1], "aiohttp warns here: the case must exercise it"
     assert got == expected
+
+
+def test_plain_key_warnings_name_the_callers_line() -> None:
+    # The compiled request module has no frame of its own: the warning must still point here.
+    request = fl_test_utils.make_mocked_request("GET", "/")
+    response = fl_web.Response()
+    pairs: list[tuple[Any, str]] = [(request, "attributed-request-key"), (response, "resp-key")]
+    for storage, key in pairs:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            storage[key] = 1
+        assert [w.filename for w in caught] == [__file__], caught

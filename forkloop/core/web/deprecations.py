@@ -10,6 +10,7 @@ imports the request module, which calls these).
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any
 
@@ -29,29 +30,34 @@ _seen_response_keys: set[Any] = set()
 
 def warn_plain_request_key(key: Any) -> None:
     """``request[key] = value`` with a key that is not a ``web.RequestKey``."""
-    from .app import NotAppKeyWarning, RequestKey
+    from .app import RequestKey
 
-    if isinstance(key, RequestKey) or key in _seen_request_keys:
-        return
-    _seen_request_keys.add(key)
-    warnings.warn(
-        f"It is recommended to use web.RequestKey instances for keys.\n{_DOCS}#request-s-storage",
-        category=NotAppKeyWarning,
-        stacklevel=3,
-    )
+    _warn_plain_key(key, RequestKey, _seen_request_keys, "RequestKey", "request-s-storage")
 
 
 def warn_plain_response_key(key: Any) -> None:
     """``response[key] = value`` with a key that is not a ``web.ResponseKey``."""
-    from .app import NotAppKeyWarning, ResponseKey
+    from .app import ResponseKey
 
-    if isinstance(key, ResponseKey) or key in _seen_response_keys:
+    _warn_plain_key(key, ResponseKey, _seen_response_keys, "ResponseKey", "response-s-storage")
+
+
+def _warn_plain_key(key: Any, typed: type, seen: set[Any], name: str, anchor: str) -> None:
+    from .app import NotAppKeyWarning
+
+    if isinstance(key, typed) or key in seen:
         return
-    _seen_response_keys.add(key)
+    seen.add(key)
+    # Attributed to the first caller outside this package, counted on the real stack: the
+    # compiled build's request module leaves no frame of its own (setup.py, HOT_MODULES).
+    level, frame = 1, sys._getframe(0)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(__package__):
+        frame = frame.f_back
+        level += 1
     warnings.warn(
-        f"It is recommended to use web.ResponseKey instances for keys.\n{_DOCS}#response-s-storage",
+        f"It is recommended to use web.{name} instances for keys.\n{_DOCS}#{anchor}",
         category=NotAppKeyWarning,
-        stacklevel=3,
+        stacklevel=level,
     )
 
 
