@@ -438,7 +438,6 @@ def test_image_built_and_run_with_podman(
         check=False,
     )
     assert build.returncode == 0, build.stdout[-6000:] + build.stderr[-3000:]
-    assert "(compiled: " in build.stdout, "the image runs the compiled build"
     size_mb = int(podman("image", "inspect", "--format", "{{.Size}}", IMAGE)) / 1e6
     report(
         f"image {IMAGE} on {base_image}: {size_mb:.0f} MB, "
