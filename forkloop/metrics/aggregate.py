@@ -78,4 +78,6 @@ def _copy(values: WorkerValues) -> WorkerValues:
         fd_pressure=dict(values.fd_pressure),
         lag=values.lag.copy(),
         ws_sessions=values.ws_sessions.copy(),
+        shed=dict(values.shed),
+        queue=values.queue.copy(),
     )

@@ -104,7 +104,24 @@ class HttpCollector(Collector):
             "Idle connections closed to make room when file descriptors ran short.",
             labels=["worker"],
         )
+        shed = CounterMetricFamily(
+            "http_server_requests_shed",
+            "Requests answered 503 by overload protection without running the app, by reason "
+            "(concurrency: --max-concurrency; queue_time: --max-queue-time).",
+            labels=["reason", "worker"],
+        )
+        queue = HistogramMetricFamily(
+            "http_server_request_queue_duration_seconds",
+            "Time admitted requests waited between their head being read (or the trusted "
+            "X-Request-Start) and their handler starting; measured under --max-queue-time.",
+            labels=["worker"],
+            unit="seconds",
+        )
         for worker, values in rows:
+            for reason, count in sorted(values.shed.items()):
+                shed.add_metric([reason, worker], count)
+            if values.queue.count:
+                queue.add_metric([worker], _buckets(values.queue), values.queue.total)
             for key, (dur, req, resp) in sorted(values.requests.items()):
                 label_values = [*key, worker]
                 duration.add_metric(label_values, _buckets(dur), dur.total)
@@ -125,6 +142,7 @@ class HttpCollector(Collector):
                 fd_closed.add_metric([worker], values.fd_pressure.get("closed", 0))
         yield from (duration, request_size, response_size, active)
         yield from (ws_open, ws_messages, ws_sessions, parse_errors, fd_exhausted, fd_closed)
+        yield from (shed, queue)
 
 
 class SupervisorCollector(Collector):

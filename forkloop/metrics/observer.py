@@ -64,6 +64,26 @@ class HttpObserver:
 
     def attach(self, server: Any) -> None:
         self.servers.append(server)
+        admission = getattr(server, "admission", None)  # overload protection, when on
+        if admission is not None:
+            admission.queue_time_listeners.append(self._queue_time)
+
+    def _queue_time(self, seconds: float) -> None:
+        self.store.queue.observe(seconds)
+        self.store.scalar_changed()
+
+    def _sample_shed(self) -> None:
+        """Copy the servers' counts of requests shed (admission.py) into the store. Shed
+        requests never reach the request observers: they are counted here, by reason."""
+        shed: dict[str, int] = {}
+        for server in self.servers:
+            admission = getattr(server, "admission", None)
+            if admission is not None:
+                for reason, count in admission.shed.items():
+                    shed[reason] = shed.get(reason, 0) + count
+        if shed and shed != self.store.shed:
+            self.store.shed = shed
+            self.store.scalar_changed()
 
     def connection_made(self) -> None:
         # Requests leave their values pending in the store (see series.py): fold them every
@@ -90,6 +110,7 @@ class HttpObserver:
                     active[key] = active.get(key, 0) + 1
         self.store.set_active(active)
         self._sample_fd_pressure()
+        self._sample_shed()
 
     def _sample_fd_pressure(self) -> None:
         """Copy the connection registries' descriptor-shortage counters into the store."""

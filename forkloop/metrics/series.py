@@ -20,6 +20,7 @@ from typing import Any, Final
 __all__ = [
     "DURATION_BUCKETS",
     "HTTP_METHODS",
+    "QUEUE_BUCKETS",
     "SIZE_BUCKETS",
     "WS_SESSION_BUCKETS",
     "Histogram",
@@ -44,6 +45,11 @@ LAG_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 # WebSocket session lifetimes (seconds): from a second to a working day.
 WS_SESSION_BUCKETS: Final = (
     1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
+)  # fmt: skip
+# Request queue time (seconds), from the head read (or a proxy's X-Request-Start) to the start
+# of its handler: fine below 10 ms, where an admitted request's wait should stay.
+QUEUE_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 # http.request.method values kept as they are; anything else is "_OTHER" (OTel semconv).
 HTTP_METHODS: Final = frozenset(
@@ -240,6 +246,10 @@ class Store:
         self.ws_sessions = Histogram(WS_SESSION_BUCKETS)  # closed sessions' lifetimes
         # Descriptor shortage (issue 15): {"exhausted": times, "closed": idle connections closed}
         self.fd_pressure: dict[str, int] = {}
+        # Overload protection (core/server/admission.py): requests shed by reason, and the
+        # queue time of admitted requests when it is measured.
+        self.shed: dict[str, int] = {}
+        self.queue = Histogram(QUEUE_BUCKETS)
         self.version = 0  # bumped on every change to the scalars above
         self._sent: dict[object, int] = {}  # labels (or "s") -> version last sent
         # Called before every read (fold, changed, series): observers that keep requests
@@ -311,6 +321,8 @@ class Store:
                     "parse_errors": self.parse_errors,
                     "ws_sessions": self.ws_sessions.wire(),
                     "fd_pressure": self.fd_pressure,
+                    "shed": self.shed,
+                    "queue": self.queue.wire(),
                 },
             ]
 
@@ -353,6 +365,8 @@ class WorkerValues:
     fd_pressure: dict[str, int] = field(default_factory=dict)
     lag: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS))
     ws_sessions: Histogram = field(default_factory=lambda: Histogram(WS_SESSION_BUCKETS))
+    shed: dict[str, int] = field(default_factory=dict)
+    queue: Histogram = field(default_factory=lambda: Histogram(QUEUE_BUCKETS))
 
     def apply(self, record: list[Any]) -> None:
         """Take one wire record (the newest value of its series). Raises ValueError if bad."""
@@ -378,6 +392,10 @@ class WorkerValues:
             sessions = scalars.get("ws_sessions")
             if sessions is not None:
                 self.ws_sessions = Histogram.from_wire(WS_SESSION_BUCKETS, sessions)
+            self.shed = {str(k): int(v) for k, v in scalars.get("shed", {}).items()}
+            queue = scalars.get("queue")
+            if queue is not None:
+                self.queue = Histogram.from_wire(QUEUE_BUCKETS, queue)
         elif record[0] == "l" and len(record) == 2:
             self.lag = Histogram.from_wire(LAG_BUCKETS, record[1])
         else:
@@ -396,6 +414,8 @@ class WorkerValues:
             "parse_errors": self.parse_errors,
             "ws_sessions": self.ws_sessions.wire(),
             "fd_pressure": self.fd_pressure,
+            "shed": self.shed,
+            "queue": self.queue.wire(),
         }
         out.append(["s", scalars])
         out.append(["l", self.lag.wire()])
@@ -418,5 +438,8 @@ def merge_into(retired: WorkerValues, gone: WorkerValues) -> None:
         retired.parse_errors[status] = retired.parse_errors.get(status, 0) + count
     for event, count in gone.fd_pressure.items():
         retired.fd_pressure[event] = retired.fd_pressure.get(event, 0) + count
+    for reason, count in gone.shed.items():
+        retired.shed[reason] = retired.shed.get(reason, 0) + count
+    retired.queue.add(gone.queue)
     retired.lag.add(gone.lag)
     retired.ws_sessions.add(gone.ws_sessions)

@@ -76,6 +76,10 @@ class Config:
     reload: bool = False
     keepalive_timeout_s: float | None = None
     metrics_bind: tuple[str, int] | None = None
+    # Overload protection, per worker (forkloop.core.server.admission); None: off.
+    max_concurrency: int | None = None
+    max_queue_time_s: float | None = None
+    trust_request_start: bool = False
     config_file: str | None = None
     # Where each value came from ("default", "file", "env", "cli"): for the banner and debugging.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -331,6 +335,29 @@ OPTIONS: tuple[Option, ...] = (
         metavar="S",
     ),
     Option(
+        "max-concurrency",
+        "max_concurrency",
+        lambda v: _to_int(v, 1),
+        "per worker: answer 503 at once to a request beyond N in flight (default: no bound)",
+        metavar="N",
+    ),
+    Option(
+        "max-queue-time",
+        "max_queue_time_s",
+        lambda v: _to_float(v, 0, strict=True),
+        "per worker: answer 503 to a request that waited more than S seconds to start "
+        "(default: no bound)",
+        metavar="S",
+    ),
+    Option(
+        "trust-request-start",
+        "trust_request_start",
+        _to_bool,
+        "measure queue time from a proxy's X-Request-Start header (only behind a proxy that "
+        "sets it)",
+        flag=True,
+    ),
+    Option(
         "metrics-bind",
         "metrics_bind",
         _metrics_bind,
@@ -487,6 +514,10 @@ def _finish(
         default = f"0.0.0.0:{port}" if port else "127.0.0.1:8000"
         values["binds"] = _convert(_BY_NAME["bind"], default, "PORT" if port else "default")
         sources["binds"] = "env" if port else "default"
+    if values.get("trust_request_start") and values.get("max_queue_time_s") is None:
+        raise ConfigError(
+            "--trust-request-start needs --max-queue-time (it only sets where the wait starts)"
+        )
     certfile, keyfile = values.get("certfile"), values.get("keyfile")
     if (certfile is None) != (keyfile is None):
         raise ConfigError("--certfile and --keyfile go together")

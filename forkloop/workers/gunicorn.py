@@ -47,6 +47,7 @@ import dataclasses
 import faulthandler
 import inspect
 import logging
+import math
 import os
 import re
 import signal
@@ -81,6 +82,7 @@ __all__ = [
     "GunicornAccessLogger",
     "GunicornUVLoopWebWorker",
     "GunicornWebWorker",
+    "admission_from_environ",
     "compile_access_log_format",
     "limits_from_config",
 ]
@@ -135,6 +137,35 @@ def limits_from_config(cfg: Any, base_limits: Limits | None = None) -> Limits:
             float(cfg.keepalive) if cfg.keepalive > 0 else start.keepalive_timeout_s
         ),
     )
+
+
+def admission_from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Overload protection for the gunicorn worker, from ``FORKLOOP_MAX_CONCURRENCY``,
+    ``FORKLOOP_MAX_QUEUE_TIME`` and ``FORKLOOP_TRUST_REQUEST_START`` (gunicorn has no settings
+    of its own for these): the ``AppRunner`` keyword arguments; ValueError (one line) if bad."""
+    kwargs: dict[str, Any] = {}
+    raw = environ.get("FORKLOOP_MAX_CONCURRENCY", "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"FORKLOOP_MAX_CONCURRENCY: expected a positive integer, got {raw!r}")
+        kwargs["max_concurrency"] = int(raw)
+    raw = environ.get("FORKLOOP_MAX_QUEUE_TIME", "").strip()
+    if raw:
+        try:
+            seconds = float(raw.removesuffix("s"))
+        except ValueError:
+            seconds = math.nan
+        if not 0 < seconds < math.inf:
+            raise ValueError(f"FORKLOOP_MAX_QUEUE_TIME: expected seconds > 0, got {raw!r}")
+        kwargs["max_queue_time"] = seconds
+    trust = environ.get("FORKLOOP_TRUST_REQUEST_START", "").strip().lower()
+    if trust not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):
+        raise ValueError(f"FORKLOOP_TRUST_REQUEST_START: expected true or false, got {trust!r}")
+    if trust in ("1", "true", "yes", "on"):
+        if "max_queue_time" not in kwargs:
+            raise ValueError("FORKLOOP_TRUST_REQUEST_START needs FORKLOOP_MAX_QUEUE_TIME")
+        kwargs["trust_request_start"] = True
+    return kwargs
 
 
 # -- gunicorn's access-log format ---------------------------------------------------------------
@@ -477,6 +508,10 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
                 compile_access_log_format(self.cfg.access_log_format)
             except AccessLogFormatError as exc:
                 return f"--access-logformat: {exc}"
+        try:
+            admission_from_environ(os.environ)
+        except ValueError as exc:
+            return str(exc)
         protocols = [str(p).strip() for p in getattr(self.cfg, "http_protocols", None) or ()]
         if any(p not in ("h1", "http/1.1") for p in protocols):
             return (
@@ -732,6 +767,7 @@ class GunicornWebWorker(Worker):  # type: ignore[misc]  # gunicorn ships no type
             "limits": limits_from_config(self.cfg),
             "observers": observers,
             "shutdown_timeout": GRACEFUL_SHARE * float(self.cfg.graceful_timeout),
+            **admission_from_environ(os.environ),
         }
         if self._access_log_enabled():
             kwargs["access_log_class"] = GunicornAccessLogger

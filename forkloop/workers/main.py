@@ -227,6 +227,11 @@ class Worker:
                 kwargs["limits"] = dataclasses.replace(
                     Limits(), keepalive_timeout_s=self.config.keepalive_timeout_s
                 )
+            if self.config.max_concurrency is not None:
+                kwargs["max_concurrency"] = self.config.max_concurrency
+            if self.config.max_queue_time_s is not None:
+                kwargs["max_queue_time"] = self.config.max_queue_time_s
+                kwargs["trust_request_start"] = self.config.trust_request_start
             observers: list[Any] = [self.counters]
             extra_observers = self.ctx.extra.get("observers")
             if callable(extra_observers):  # e.g. forkloop.metrics.worker_observers

@@ -26,6 +26,8 @@ class HttpError(Exception):
 
     status = 400
     reason = "Bad Request"
+    # Header lines the reply adds (a 503's Retry-After), besides its framing.
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.reason)

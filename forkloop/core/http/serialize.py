@@ -143,6 +143,7 @@ def error_response(error: HttpError, date: str) -> bytes:
                 ("Content-Type", "text/plain; charset=utf-8"),
                 ("Content-Length", str(len(body))),
                 ("Date", date),
+                *error.headers,
                 ("Connection", "close"),
             ),
         )

@@ -33,6 +33,7 @@ from ..http.limits import Limits
 from ..http.parser import END, Event, RequestHead, RequestParser, Upgrade
 from ..http.serialize import error_response
 from ._stepping import DONE, step
+from .admission import Admission, ServiceUnavailable
 from .streams import EMPTY_PAYLOAD, StreamReader
 
 __all__ = ["ConnectionOwner", "HttpProtocol"]
@@ -129,6 +130,8 @@ class HttpProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection."""
 
     __slots__ = (
+        "_admission",
+        "_arrivals",
         "_body",
         "_busy",
         "_closed",
@@ -214,6 +217,13 @@ class HttpProtocol(asyncio.Protocol):
         self._upgrade_data: bytes | None = None
         self._on_data: Callable[[bytes], None] | None = None
         self._on_eof: Callable[[], None] | None = None
+        # Overload protection (admission.py), None when off: then it costs one test per request.
+        admission: Admission | None = getattr(owner, "admission", None)
+        self._admission = admission
+        # When each queued request's head was read (loop clock), if queue time is measured.
+        self._arrivals: collections.deque[float] | None = (
+            collections.deque() if admission is not None and admission.measures_queue_time else None
+        )
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -383,6 +393,8 @@ class HttpProtocol(asyncio.Protocol):
         if self._upgrade_data is None:
             raise RuntimeError("switch_protocol() needs a request that asked for an upgrade")
         self._cancel_timer()
+        if self._admission is not None:  # the request ended with its 101; a session follows
+            self._admission.release(self)
         data, self._upgrade_data = self._upgrade_data, b""
         self._on_data = on_data
         self._on_eof = on_eof
@@ -478,6 +490,8 @@ class HttpProtocol(asyncio.Protocol):
             payload = EMPTY_PAYLOAD
             self._body = None
         self._queue.append((head, payload))
+        if self._arrivals is not None:
+            self._arrivals.append(self._loop.time())
         if len(self._queue) >= limits.max_pipelined_requests and not self._pipeline_paused:
             self._pipeline_paused = True
             self.pause_reading()
@@ -652,8 +666,36 @@ class HttpProtocol(asyncio.Protocol):
         self._cycle_payload = payload
         self._busy = True
         context = self._handler_context = self._context.copy()
+        if self._admission is not None:
+            return self._start_admitted(self._admission, head, payload, context)
         handler = self._handler = self._owner.handle(self, head, payload)
         return step(context, handler)
+
+    def _start_admitted(
+        self,
+        admission: Admission,
+        head: RequestHead,
+        payload: StreamReader,
+        context: contextvars.Context,
+    ) -> Any:
+        """``_start_cycle`` under overload protection: the request runs, counted in flight,
+        or gets a 503 at once without reaching the server's handler (the cycle is then over:
+        :data:`DONE`, and the connection closes after the reply)."""
+        now = self._loop.time()
+        arrivals = self._arrivals
+        arrived = arrivals.popleft() if arrivals else now
+        refusal = admission.admit(self, head, arrived, now)
+        if refusal is not None:
+            self._shed(refusal)
+            return DONE
+        handler = self._handler = admission.hold(self, self._owner.handle(self, head, payload))
+        return step(context, handler)
+
+    def _shed(self, refusal: ServiceUnavailable) -> None:
+        self._force_close = True
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(error_response(refusal, self._owner.date_value()))
 
     def _end_cycle(self, task: asyncio.Task[None] | None) -> bool:
         """A request cycle has finished: decide whether the connection goes on (and close it

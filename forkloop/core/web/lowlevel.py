@@ -27,6 +27,7 @@ from ..http.errors import HttpError
 from ..http.limits import Limits
 from ..http.parser import RequestHead
 from ..http.serialize import DateCache
+from ..server.admission import Admission
 from ..server.connections import ConnectionRegistry
 from ..server.protocol import HttpProtocol
 from ..server.streams import StreamReader
@@ -99,6 +100,13 @@ class Server:
     ) -> None:
         self.limits = limits_from_kwargs(limits, kwargs)
         kwargs.pop("client_max_size", None)
+        # Overload protection (core/server/admission.py); None when off. Read by each
+        # connection (HttpProtocol) and by the metrics observer.
+        self.admission: Admission | None = Admission.from_options(
+            kwargs.pop("max_concurrency", None),
+            kwargs.pop("max_queue_time", None),
+            bool(kwargs.pop("trust_request_start", False)),
+        )
         if kwargs:
             raise TypeError(
                 f"Server() got unexpected keyword arguments: {', '.join(sorted(kwargs))}"

@@ -56,6 +56,9 @@ async def _run_app(
     reuse_address: bool | None = None,
     reuse_port: bool | None = None,
     handler_cancellation: bool = False,
+    max_concurrency: int | None = None,
+    max_queue_time: float | None = None,
+    trust_request_start: bool = False,
 ) -> None:
     if isinstance(app, Awaitable):
         app = await app
@@ -69,6 +72,10 @@ async def _run_app(
         keepalive_timeout=keepalive_timeout,
         shutdown_timeout=shutdown_timeout,
         handler_cancellation=handler_cancellation,
+        # Overload protection (forkloop.core.server.admission): off unless given.
+        max_concurrency=max_concurrency,
+        max_queue_time=max_queue_time,
+        trust_request_start=trust_request_start,
     )
     await runner.setup()
     sites: list[BaseSite] = []
