@@ -159,3 +159,25 @@ def test_usr1_reopens_the_access_log(gunicorn, workdir: Path) -> None:
     assert '"GET /teapot HTTP/1.1" 418' in server.access_lines()[0]
     assert '"GET /hello HTTP/1.1" 200' in rotated.read_text()
     assert "teapot" not in rotated.read_text()
+
+
+def test_overload_protection_from_the_environment(gunicorn) -> None:
+    server: Gunicorn = gunicorn(extra_env={"FORKLOOP_MAX_CONCURRENCY": "1"})
+    server.wait_booted()
+    port = server.port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as busy:
+        busy.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        time.sleep(0.5)  # /slow is in flight
+        refused = _exchange(port, b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert _status(refused) == 503
+        assert b"\r\nRetry-After: 1\r\n" in refused
+        probe = _exchange(port, b"GET /-/healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        assert _status(probe) == 200
+        busy.settimeout(20)
+        assert busy.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_a_bad_overload_variable_stops_the_worker_in_one_line(gunicorn) -> None:
+    server: Gunicorn = gunicorn(extra_env={"FORKLOOP_MAX_QUEUE_TIME": "soon"})
+    assert server.wait_exit(30) != 0
+    assert "FORKLOOP_MAX_QUEUE_TIME: expected seconds > 0, got 'soon'" in server.log()

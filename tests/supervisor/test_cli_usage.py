@@ -32,3 +32,11 @@ def test_unknown_command_is_one_line_too() -> None:
     assert result.stderr.splitlines() == [
         "forkloop: error: unknown command 'srve' (try: forkloop serve APP)"
     ]
+
+
+def test_a_bad_overload_option_is_one_line_and_exit_2() -> None:
+    result = _forkloop("serve", "app:app", "--max-concurrency", "-3")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "forkloop: error: --max-concurrency: must be >= 1, got -3"
+    ]

@@ -94,6 +94,12 @@ def test_repeated_and_comma_separated_binds() -> None:
         (["a:b", "--certfile", "/no/c.pem", "--keyfile", "/no/k.pem"], {}, "no such file"),
         (["a:b", "--bogus"], {}, "unrecognized arguments: --bogus"),
         (["a:b"], {"FORKLOOP_PRELOAD": "maybe"}, "expected a boolean"),
+        (["a:b", "--max-concurrency", "0"], {}, "--max-concurrency: must be >= 1, got 0"),
+        (["a:b", "--max-concurrency", "many"], {}, "--max-concurrency: expected an integer"),
+        (["a:b", "--max-queue-time", "0"], {}, "--max-queue-time: must be > 0"),
+        (["a:b", "--max-queue-time", "nan"], {}, "--max-queue-time: expected a finite number"),
+        (["a:b"], {"FORKLOOP_MAX_QUEUE_TIME": "soon"}, "FORKLOOP_MAX_QUEUE_TIME: expected a"),
+        (["a:b", "--trust-request-start"], {}, "--trust-request-start needs --max-queue-time"),
     ],
 )
 def test_bad_input_is_one_line(argv: list[str], env: dict[str, str], message: str) -> None:
@@ -123,3 +129,19 @@ def test_bad_config_files(tmp_path: Path) -> None:
     assert load_config(["-c", str(table)], {}).workers == 2
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(["a:b"], {"FORKLOOP_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_overload_options() -> None:
+    off = load_config(["a:b"], {})
+    assert (off.max_concurrency, off.max_queue_time_s, off.trust_request_start) == (
+        None,
+        None,
+        False,
+    )
+    on = load_config(
+        ["a:b", "--max-concurrency", "64", "--max-queue-time", "0.25s", "--trust-request-start"],
+        {},
+    )
+    assert (on.max_concurrency, on.max_queue_time_s, on.trust_request_start) == (64, 0.25, True)
+    env = load_config(["a:b"], {"FORKLOOP_MAX_CONCURRENCY": "8", "FORKLOOP_MAX_QUEUE_TIME": "1"})
+    assert (env.max_concurrency, env.max_queue_time_s) == (8, 1.0)
