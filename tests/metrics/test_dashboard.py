@@ -41,3 +41,19 @@ def test_dashboard_is_valid_and_queries_real_metrics() -> None:
 @pytest.mark.parametrize("name", sorted(_exported_names()))
 def test_every_metric_is_documented(name: str) -> None:
     assert f"`{name}" in DOCS.read_text(), f"{name} missing from docs/metrics.md"
+
+
+def test_dashboard_has_the_overload_panels() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = {
+        panel["title"]: " ".join(t["expr"] for t in panel["targets"])
+        for panel in dashboard["panels"]
+    }
+    shed = exprs["Overload: requests shed by reason"]
+    assert "sum by (reason) (rate(http_server_requests_shed_total" in shed
+    queue = exprs["Request queue time p99 (admitted)"]
+    assert "histogram_quantile(0.99" in queue
+    assert "http_server_request_queue_duration_seconds_bucket" in queue
+    # Laid out below the others, not over them.
+    boxes = [(p["gridPos"]["x"], p["gridPos"]["y"]) for p in dashboard["panels"]]
+    assert len(boxes) == len(set(boxes))
