@@ -16,10 +16,11 @@ protection); unloaded latency, open loop at 20 % of capacity; then the overload,
 ``--max-concurrency 4`` (twice the downstream's slots: capacity is kept, an admitted request
 waits at most one turn), forkloop without protection, aiohttp (no protection exists), uvicorn
 ``--limit-concurrency 4`` (which counts open connections as well as tasks, so idle keep-alive
-connections use up its budget). Reported per server: unloaded p99; admitted p99 and its ratio to the unloaded p99 (the
-aim: within 3x); the 503s' p99 from their due time and from the moment they were sent (the
-aim: under 5 ms); the shed fraction; the admitted rate; p99 of the last 5 s window against the
-first (how p99 grows without protection); requests left unanswered when the client gave up.
+connections use up its budget). Reported per server: unloaded p99; admitted p99 and its
+ratio to the unloaded p99 (the aim: within 3x); the 503s' p99 from their due time and from
+the moment they were sent (the aim: under 5 ms); the shed fraction; the admitted rate; p99 of
+the last window of the run against the first (how p99 grows without protection); requests
+left unanswered when the client gave up.
 
     python bench/bench_overload.py [--quick]
     python bench/run.py --extras overload
