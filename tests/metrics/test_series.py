@@ -224,3 +224,25 @@ def test_listen_queue_depth_of_a_real_socket() -> None:
         finally:
             for client in clients:
                 client.close()
+
+
+def test_shed_counts_and_queue_time_travel_and_retire() -> None:
+    store = Store()
+    store.shed = {"concurrency": 7, "queue_time": 2}
+    store.queue.observe(0.003)
+    store.queue.observe(0.2)
+    store.scalar_changed()
+    aggregator = Aggregator()
+    aggregator.on_metrics(0, 111, list(store.changed()))
+    (row,) = [values for label, values in aggregator.view([(0, 111)]) if label == "0"]
+    assert row.shed == {"concurrency": 7, "queue_time": 2}
+    assert row.queue.count == 2
+    assert row.queue.total == pytest.approx(0.203)
+    rows = dict(aggregator.view([(0, 222)]))  # the worker is gone: its counts are retired
+    assert rows["retired"].shed == {"concurrency": 7, "queue_time": 2}
+    assert rows["retired"].queue.count == 2
+    again = WorkerValues()
+    for record in rows["retired"].records():
+        again.apply(record)
+    assert again.shed == rows["retired"].shed
+    assert again.queue.counts == rows["retired"].queue.counts

@@ -173,3 +173,40 @@ async def test_pending_values_are_folded_while_serving(monkeypatch: pytest.Monke
             assert series.spending == []
     finally:
         await runner.cleanup()
+
+
+async def test_shed_requests_are_counted_as_shed_not_as_requests() -> None:
+    release = asyncio.Event()
+
+    async def hold(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="held")
+
+    app = web.Application()
+    app.router.add_get("/hold", hold)
+    forkloop.metrics.setup(app)
+    runner = web.AppRunner(app, access_log=None, max_concurrency=1, max_queue_time=30)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            held = asyncio.ensure_future(session.get(f"http://127.0.0.1:{port}/hold"))
+            while runner.server is None or runner.server.admission.in_flight == 0:  # type: ignore[union-attr]  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            for _ in range(3):
+                async with session.get(f"http://127.0.0.1:{port}/hold") as r:
+                    assert r.status == 503
+            release.set()
+            async with await held as r:
+                assert r.status == 200
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
+                text = await r.text()
+    finally:
+        await runner.cleanup()
+    assert 'http_server_requests_shed_total{reason="concurrency",worker="0"} 3.0' in text
+    assert 'http_server_requests_shed_total{reason="queue_time",worker="0"} 0.0' in text
+    # Admitted: /hold and the /metrics request itself (sampled before it was answered).
+    assert 'http_server_request_queue_duration_seconds_count{worker="0"}' in text
+    assert 'http_response_status_code="503"' not in text
