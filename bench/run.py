@@ -8,7 +8,8 @@ rounds), p99 latency, server CPU per request and the ratio to aiohttp for plaint
 and JSON (``GET /json``). Then it runs the other ``bench/bench_*.py`` scripts and folds their
 ``measure()`` results into the same report: routing, uploads, static files (with nginx),
 WebSocket echo and its system calls per message, connection-per-request, TLS keep-alive, the
-1,000-connection idle+active mix, latency at a fixed offered rate and multi-worker (issue 17);
+1,000-connection idle+active mix, latency at a fixed offered rate and multi-worker (issue 17),
+overload at 3x capacity with and without protection (issue 18);
 ``--extras connclose,tls`` picks some, ``--extras none`` none. granian RSGI and ASGI run as peers
 here too (skipped with the reason when granian is not installed).
 
