@@ -299,3 +299,43 @@ async def test_queue_time_is_observed_for_admitted_requests(serve: Any) -> None:
 async def test_off_by_default(serve: Any) -> None:
     served = await serve(Gate())
     assert served.server.admission is None
+
+
+async def test_a_websocket_session_does_not_hold_a_slot() -> None:
+    # The HTTP request of an upgrade ends with its 101: the session after it is not in flight.
+    import aiohttp
+
+    from forkloop import web
+
+    async def socket(request: Any) -> Any:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            await ws.send_str(message.data)
+        return ws
+
+    async def plain(request: Any) -> Any:
+        return web.Response(text="plain")
+
+    app = web.Application()
+    app.router.add_get("/ws", socket)
+    app.router.add_get("/plain", plain)
+    runner = web.AppRunner(app, access_log=None, max_concurrency=1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"http://127.0.0.1:{port}/ws") as ws,
+        ):
+            await ws.send_str("ping")
+            assert (await ws.receive()).data == "ping"
+            assert runner.server is not None
+            assert runner.server.admission is not None
+            assert runner.server.admission.in_flight == 0
+            async with session.get(f"http://127.0.0.1:{port}/plain") as r:
+                assert r.status == 200
+    finally:
+        await runner.cleanup()
