@@ -68,6 +68,8 @@ def parse_request_start(value: bytes) -> float | None:
     milliseconds, Apache's ``%t`` microseconds). Linear in the value, which is bounded: a longer
     value, a sign, an exponent or any other byte is not a timestamp (None, never an error).
     """
+    if len(value) > 2 * MAX_REQUEST_START_BYTES:  # bounded before anything reads it
+        return None
     text = value.strip()
     if text[:2] in (b"t=", b"T="):
         text = text[2:]
@@ -79,7 +81,7 @@ def parse_request_start(value: bytes) -> float | None:
             dots += 1
         elif not 0x30 <= byte <= 0x39:
             return None
-    if dots > 1 or text in (b".",):
+    if dots > 1 or text == b".":
         return None
     number = float(text)  # digits and one dot: float() cannot fail or backtrack
     if number < 1e11:  # seconds up to the year 5138
@@ -115,8 +117,9 @@ class Admission:
     finished) and the next is refused (``None``: no bound). ``max_queue_time_s``: a request
     that waited longer than this between the moment its head was read (or, with
     ``trust_request_start``, the time in a proxy's ``X-Request-Start``) and the start of its
-    cycle is refused (``None``: no bound, and no queue time measured). ``clock`` is the event
-    loop's clock (``loop.time``); ``wall`` the epoch clock the proxy's header is compared with.
+    cycle is refused (``None``: no bound, and no queue time measured). The caller passes
+    readings of the event loop's clock to :meth:`admit`; ``wall`` is the epoch clock a proxy's
+    header is compared with.
     """
 
     def __init__(
