@@ -20,7 +20,8 @@ connections use up its budget). Reported per server: unloaded p99; admitted p99 
 ratio to the unloaded p99 (the aim: within 3x); the 503s' p99 from their due time and from
 the moment they were sent (the aim: under 5 ms); the shed fraction; the admitted rate; p99 of
 the last window of the run against the first (how p99 grows without protection); requests
-left unanswered when the client gave up.
+left unanswered when the client gave up; server CPU per request, and the share of the server's
+CPU other processes took (above about 10 % the machine was not quiet: provisional figures).
 
     python bench/bench_overload.py [--quick]
     python bench/run.py --extras overload
@@ -149,6 +150,9 @@ def _row(unloaded: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
         "unanswered": loaded.get("unanswered"),
         "errors": loaded.get("errors"),
         "client_worst_lag_ms": loaded.get("client_worst_lag_ms"),
+        "cpu_us_per_req": loaded.get("cpu_us_per_req"),
+        # How much of the server's CPU other processes took: above ~10 % the row is provisional.
+        "others_on_server_cpu": loaded.get("others_on_server_cpu"),
     }
 
 
@@ -165,6 +169,8 @@ COLUMNS = (
     ("all_p99_ms", "p99 of all offered ms"),
     ("unanswered", "unanswered"),
     ("client_worst_lag_ms", "client lag ms"),
+    ("cpu_us_per_req", "server CPU µs/req"),
+    ("others_on_server_cpu", "others on server CPU"),
 )
 
 
@@ -184,7 +190,9 @@ def measure(quick: bool = False) -> dict[str, Any]:
         for key, server in list(servers.items()):
             try:
                 unloaded = _open(client_cpu, server, UNLOADED * capacity, short)
-                loaded = _open(client_cpu, server, rate, duration)
+                loaded = workloads.measured(
+                    server, lambda s=server: _open(client_cpu, s, rate, duration), server_cpu
+                )
             except BenchError as exc:
                 servers.pop(key).stop()
                 status[key] = {"status": "failed", "reason": str(exc).splitlines()[0]}
