@@ -339,3 +339,41 @@ async def test_a_websocket_session_does_not_hold_a_slot() -> None:
                 assert r.status == 200
     finally:
         await runner.cleanup()
+
+
+async def test_a_cancelled_or_failing_handler_lets_its_slot_go(serve: Any) -> None:
+    started = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def handler(request: Any) -> Response:
+        if request.path == "/boom":
+            raise RuntimeError("boom")
+        if request.path == "/hang":
+            started.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.append(request.path)
+                raise
+        return Response(text="ok")
+
+    served = await serve(handler, max_concurrency=1, handler_cancellation=True)
+    admission = served.server.admission
+    client = await served.client()
+    await client.send(request_bytes("/boom"))
+    assert (await client.response()).status == 500
+    assert admission.in_flight == 0
+    hanging = await served.client()
+    await hanging.send(request_bytes("/hang"))
+    await asyncio.wait_for(started.wait(), 5)
+    assert admission.in_flight == 1
+    await hanging.close()  # the client leaves: the handler is cancelled
+    for _ in range(200):
+        if admission.in_flight == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert cancelled == ["/hang"]
+    assert admission.in_flight == 0
+    after = await served.client()
+    await after.send(request_bytes("/ok"))
+    assert (await after.response()).status == 200
