@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import http.client
 import re
+import select
 import subprocess
 import sys
 import time
@@ -42,6 +43,8 @@ async def on_prepare(request, response):
 
 async def slow(request):
     COUNTS["handler"] += 1
+    with open("started.log", "a") as started:  # the test waits for these lines
+        started.write("slow\\n")
     await asyncio.sleep(float(request.query.get("s", "1")))
     return web.Response(text="slow done")
 
@@ -77,6 +80,7 @@ calls = []
 
 async def slow(request):
     calls.append(request.path)
+    print("STARTED", flush=True)  # the test waits for this line
     await asyncio.sleep(1.0)
     return web.Response(text=f"ran {len(calls)}")
 
@@ -123,6 +127,13 @@ def _wait_metric(port: int, name: str, want: float, **labels: str) -> str:
         time.sleep(0.1)
 
 
+def _wait_lines(path: Path, count: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or len(path.read_text().splitlines()) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} lines in {path}"
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def overload_app(app_dir: Path) -> Path:
     (app_dir / "overload_app.py").write_text(OVERLOAD_APP)
@@ -136,9 +147,9 @@ def test_concurrency_bound_sheds_without_the_app_and_counts(serve: Any, overload
     )  # fmt: skip
     metrics_port = int(served.wait_log(r"metrics: http://127\.0\.0\.1:(\d+)/metrics").group(1))
     with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
-        slow = [pool.submit(_get, served.port, "/slow?s=2") for _ in range(3)]
-        time.sleep(0.5)  # the three are in flight
-        flood = [pool.submit(_get, served.port, "/slow?s=2") for _ in range(9)]
+        slow = [pool.submit(_get, served.port, "/slow?s=3") for _ in range(3)]
+        _wait_lines(overload_app / "started.log", 3)  # the three are in flight
+        flood = [pool.submit(_get, served.port, "/slow?s=3") for _ in range(9)]
         refused = [f.result() for f in flood]
         # Saturated: the probes still answer.
         assert _get(served.port, "/-/healthz")[0] == 200
@@ -220,7 +231,9 @@ def test_run_app_keyword_sheds_beyond_the_bound(tmp_path: Path) -> None:
                 time.sleep(0.05)
         with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
             first = pool.submit(_get, port, "/slow")
-            time.sleep(0.4)
+            ready, _, _ = select.select([proc.stdout], [], [], 15)
+            assert ready
+            assert proc.stdout.readline().strip() == "STARTED"
             second = pool.submit(_get, port, "/slow")
             refused = second.result()
             ran = first.result()
