@@ -167,8 +167,11 @@ def test_overload_protection_from_the_environment(gunicorn) -> None:
     port = server.port
     with socket.create_connection(("127.0.0.1", port), timeout=10) as busy:
         busy.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        time.sleep(0.5)  # /slow is in flight
-        refused = _exchange(port, b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        deadline = time.monotonic() + 2.5  # /slow lasts 3 s: soon it is in flight
+        hello = b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        while _status(refused := _exchange(port, hello)) != 503:
+            assert time.monotonic() < deadline, refused
+            time.sleep(0.05)
         assert _status(refused) == 503
         assert b"\r\nRetry-After: 1\r\n" in refused
         probe = _exchange(port, b"GET /-/healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
