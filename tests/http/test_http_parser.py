@@ -369,8 +369,8 @@ BAD_CASES = [
     ),
     ("te-on-http10", req("POST / HTTP/1.0\nTransfer-Encoding: chunked\n\n", b"0\r\n\r\n"), 400),
     (
-        "upgrade-with-body",
-        req(WS + "Content-Length: 3\n\n", b"abc"),
+        "upgrade-with-chunked-body",
+        req(WS + "Transfer-Encoding: chunked\n\n", b"3\r\nabc\r\n0\r\n\r\n"),
         400,
     ),
     ("http09", b"GET /\r\n\r\n", 505),
@@ -470,6 +470,8 @@ VALID = {
         "GET /ws HTTP/1.1\nHost: x\nConnection: Upgrade\nUpgrade: websocket\n\n"
     )
     + b"\x81\x85frame",
+    # As aiohttp: the body is the request's, the upgraded protocol starts after it.
+    "upgrade-websocket-with-body": req(WS + "Content-Length: 3\n\n", b"abc") + b"\x81\x85frame",
     "connect": req("CONNECT example.com:443 HTTP/1.1\nHost: example.com:443\n\n") + b"tls",
 }
 
@@ -627,6 +629,21 @@ def test_upgrade_event_carries_following_bytes() -> None:
     assert isinstance(events[2], Upgrade)
     assert events[2].data == b"\x81\x85frame"
     assert len(events) == 3
+    with pytest.raises(RuntimeError):
+        parser.feed(b"more")
+
+
+def test_upgrade_request_body_comes_before_the_upgraded_bytes() -> None:
+    events = feed_pieces([VALID["upgrade-websocket-with-body"]])
+    assert _head(events)[7] is True
+    assert events[1:] == [b"abc", "end", ("upgrade", b"\x81\x85frame")]
+    # The body alone, then the rest in a later feed.
+    parser = RequestParser()
+    data = VALID["upgrade-websocket-with-body"]
+    cut = data.index(b"abc") + 2
+    first = normalize(parser.feed(data[:cut]))
+    assert first[1:] == [b"ab"]
+    assert normalize(parser.feed(data[cut:])) == [b"c", "end", ("upgrade", b"\x81\x85frame")]
     with pytest.raises(RuntimeError):
         parser.feed(b"more")
 

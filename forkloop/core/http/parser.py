@@ -6,9 +6,12 @@ Imports only ``errors`` and ``limits`` of ours.
 
 Theory of operation: ``feed(data)`` runs llhttp over ``data`` and returns what it completed, in
 order: a :class:`RequestHead` per request, ``bytes`` chunks of its body, then :data:`END`. An
-upgrade request (``Connection: upgrade`` + ``Upgrade``, or CONNECT) ends HTTP parsing: its head
-and :data:`END` are followed by :class:`Upgrade` carrying every byte after the head; later feeds
-are refused. Any violation raises an :class:`~.errors.HttpError` whose ``status`` is the answer;
+upgrade request (``Connection: upgrade`` + ``Upgrade``, or CONNECT) ends HTTP parsing: its head,
+its ``Content-Length`` body if any (as aiohttp, RFC 9110 §7.8: the switch happens after the
+whole request) and :data:`END` are followed by :class:`Upgrade` carrying every byte after the
+request; later feeds are refused. If the server declines the upgrade (answers anything but
+101), the connection goes on as HTTP: a fresh parser is fed the bytes held since.
+Any violation raises an :class:`~.errors.HttpError` whose ``status`` is the answer;
 the parser is then unusable, and the connection must close (RFC 9112 §11.2: after a framing
 error the next request's start is unknowable).
 """
@@ -188,6 +191,7 @@ class RequestParser:
         "_raw",
         "_slice",
         "_te",
+        "_upgrade_body_left",
         "_upgraded",
         "_url",
         "heads_begun",
@@ -203,6 +207,7 @@ class RequestParser:
         self._events: list[Event] = []
         self._error: HttpError | None = None
         self._upgraded = False
+        self._upgrade_body_left = 0  # body bytes of an upgrade request still to come
         self._closed = False
         self._keep_alive = True
         self._fields = 0
@@ -244,6 +249,9 @@ class RequestParser:
         keep-alive) later bytes are ignored.
         """
         if self._upgraded:
+            if self._upgrade_body_left:
+                self._events = []
+                return self._upgrade_body(data)
             raise RuntimeError("the connection was upgraded; HTTP parsing has ended")
         if self._error is not None:
             raise self._error
@@ -274,6 +282,22 @@ class RequestParser:
             del events[last_end + 1 :]
         return events
 
+    def _upgrade_body(self, data: bytes) -> list[Event]:
+        """Count off the body of an upgrade request: httptools hands over at the end of its
+        head (its ``on_headers_complete`` asks llhttp to skip the body), so the
+        ``Content-Length`` bytes are taken here; the bytes after them are the upgraded
+        protocol's (:class:`Upgrade`)."""
+        left = self._upgrade_body_left
+        events = self._events
+        body, rest = data[:left], data[left:]
+        if body:
+            events.append(body)
+        self._upgrade_body_left = left = left - len(body)
+        if left == 0:
+            events.append(END)
+            events.append(Upgrade(rest))
+        return events
+
     def _stopped(self) -> bool:
         return self._upgraded or self._closed or self._error is not None
 
@@ -286,8 +310,11 @@ class RequestParser:
             self._parser.feed_data(piece)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded = True
-            rest = (whole if whole is not None else piece)[base + exc.args[0] :]
-            self._events.append(Upgrade(bytes(rest)))
+            rest = bytes((whole if whole is not None else piece)[base + exc.args[0] :])
+            if self._upgrade_body_left:
+                self._upgrade_body(rest)
+            else:
+                self._events.append(Upgrade(rest))
             return
         except httptools.HttpParserCallbackError:
             if self._error is None:
@@ -416,8 +443,12 @@ class RequestParser:
                 self._fail(BadRequest(f"unsupported Transfer-Encoding: {self._te!r}"))
             chunked = True
         upgrade = parser.should_upgrade()
-        if upgrade and (chunked or self._content_length):
-            self._fail(BadRequest("an upgrade request must not carry a body"))
+        if upgrade and chunked:
+            # httptools stops at the head of an upgrade request, so a chunked body would have
+            # to be decoded here; no client sends one: refused, as framing is then unsure.
+            self._fail(BadRequest("an upgrade request must not carry a chunked body"))
+        if upgrade and self._content_length:
+            self._upgrade_body_left = self._content_length
         method = _METHODS.get(raw_method)
         if method is None:
             method = raw_method.decode("ascii")
@@ -447,6 +478,7 @@ class RequestParser:
         self._between = True
         self._line = None
         self._in_trailers = False
-        self._events.append(END)
+        if not self._upgrade_body_left:
+            self._events.append(END)  # else after the body (see _upgrade_body)
         if not self._keep_alive:
             self._closed = True  # the connection ends with this request

@@ -145,6 +145,7 @@ class HttpProtocol(asyncio.Protocol):
         "_handler_context",
         "_handler_yielded",
         "_heads_at_timer",
+        "_held_paused",
         "_loop",
         "_no_keepalive",
         "_on_data",
@@ -214,7 +215,10 @@ class HttpProtocol(asyncio.Protocol):
         self._timer_kind = _IDLE
         self._deadline = 0.0
         self._heads_at_timer = -1
+        # The bytes after an upgrade request, held until its handler accepts the upgrade
+        # (``switch_protocol``) or declines it (``_resume_http``); None when there is none.
         self._upgrade_data: bytes | None = None
+        self._held_paused = False  # reading paused: too many bytes held
         self._on_data: Callable[[bytes], None] | None = None
         self._on_eof: Callable[[], None] | None = None
         # Overload protection (admission.py), None when off: then it costs one test per request.
@@ -274,7 +278,7 @@ class HttpProtocol(asyncio.Protocol):
         parser = self._parser
         if parser is None:  # upgraded and not yet switched, or lingering: hold or drop
             if self._upgrade_data is not None and self._timer_kind != _LINGER:
-                self._upgrade_data += data
+                self._hold(data)
             return
         if self._timer_kind == _KEEPALIVE:
             self._cancel_timer()
@@ -305,6 +309,9 @@ class HttpProtocol(asyncio.Protocol):
             elif type(event) is Upgrade:
                 self._parser = None
                 self._upgrade_data = event.data
+                if not self._busy and not self._queue:
+                    # Its request was answered (declined) before its body had all come.
+                    self._resume_http()
 
     def eof_received(self) -> bool:
         if self._on_eof is not None:
@@ -355,7 +362,9 @@ class HttpProtocol(asyncio.Protocol):
             # the bound, so this response ends the connection (issue 15).
             self._force_close = True
             return False
-        return self._parser is not None or self._error_queued
+        # Behind an upgrade request not yet accepted, the connection stays HTTP: a request
+        # pipelined ahead of it, and the upgrade request itself if declined, keep it open.
+        return self._parser is not None or self._error_queued or self._upgrade_data is not None
 
     def force_close(self) -> None:
         """Close the connection once the current response is complete."""
@@ -398,6 +407,9 @@ class HttpProtocol(asyncio.Protocol):
         data, self._upgrade_data = self._upgrade_data, b""
         self._on_data = on_data
         self._on_eof = on_eof
+        if self._held_paused:
+            self._held_paused = False
+            self.resume_reading()
         if data:
             on_data(data)
 
@@ -747,6 +759,8 @@ class HttpProtocol(asyncio.Protocol):
             if payload.needs_continue:
                 self._force_close = True  # the client waits for 100 and never sends the body
             self._body = _Discard(payload.discard())
+        if self._upgrade_data is not None and not self._queue:
+            self._resume_http()  # the upgrade request was answered without switching
         if not self.keep_alive:
             # Unread body still coming: half-close and drain a while, as after an error reply.
             self._close(linger=type(self._body) is _Discard)
@@ -757,6 +771,44 @@ class HttpProtocol(asyncio.Protocol):
             else:
                 self._set_timer(_KEEPALIVE, self.limits.keepalive_timeout_s)
         return True
+
+    def _hold(self, data: bytes) -> None:
+        """Keep bytes that came after an upgrade request until its handler decides; reading
+        pauses while more than ``read_buffer_high_bytes`` are held (memory stays bounded)."""
+        held = self._upgrade_data = (self._upgrade_data or b"") + data
+        if len(held) > self.limits.read_buffer_high_bytes and not self._held_paused:
+            self._held_paused = True
+            self.pause_reading()
+
+    def _resume_http(self) -> None:
+        """The upgrade request got an ordinary response (a 426, a 404, a 200...): as in aiohttp,
+        the connection goes on as HTTP/1.1 keep-alive. A fresh parser reads the bytes held
+        since the upgrade request (pipelined requests, maybe a further upgrade).
+
+        Framing stays known: the held bytes start right after the upgrade request's head (and
+        its ``Content-Length`` body), exactly where the next request must begin. A client that
+        sent upgraded-protocol bytes early (WebSocket frames before the 101) gets a 400 for
+        them and the connection closes, as for any garbage."""
+        data, self._upgrade_data = self._upgrade_data, None
+        if self._held_paused:
+            self._held_paused = False
+            self.resume_reading()
+        if self._force_close or self.closing or self.transport is None:
+            return  # the connection ends with this response anyway
+        parser = self._parser = RequestParser(self.limits)
+        self._heads_at_timer = -1
+        if not data:
+            return
+        try:
+            events = parser.feed(data)
+        except HttpError as error:
+            self._protocol_error(error)
+            return
+        self._dispatch(events)
+        if parser.error is not None:
+            self._protocol_error(parser.error)
+        elif self._parser is not None:
+            self._update_header_timer(self._parser)
 
     def _protocol_error(self, error: HttpError) -> None:
         self._parser = None

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
-from ..http.headers import parse_cookie_headers, split_unquoted
+from ..http.headers import parse_cookie_headers
 from ..http.parser import HTTP11, RequestHead
 from ..http.serialize import plain_message
 from ..server.protocol import HttpProtocol
@@ -40,7 +40,8 @@ __all__ = ["BaseRequest", "Request"]
 
 _SENTINEL: Final[Any] = object()
 _TCHAR: Final = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
-_RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
+# As aiohttp: the unit in any case (RFC 9110 §14.1), ASCII digits only.
+_RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$", re.ASCII | re.IGNORECASE)
 
 
 class BaseRequest(MutableMapping[str, Any]):
@@ -184,7 +185,8 @@ class BaseRequest(MutableMapping[str, Any]):
         return True
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.method} {self.path} >"
+        path = self.path.encode("ascii", "backslashreplace").decode("ascii")
+        return f"<{type(self).__name__} {self.method} {path} >"
 
     # -- the connection -----------------------------------------------------------------
 
@@ -260,13 +262,16 @@ class BaseRequest(MutableMapping[str, Any]):
             host = urlsplit(target).netloc if "://" in target[:12] else None
             host = host or self._head.headers.get("Host")
             if host is None:
+                # As aiohttp: the address the request came in on, without the port (an IPv6
+                # one in brackets), a Unix socket's path, or "" without a transport.
                 transport = self._protocol.transport
                 sockname = transport.get_extra_info("sockname") if transport is not None else None
-                host = (
-                    f"{sockname[0]}:{sockname[1]}"
-                    if isinstance(sockname, tuple)
-                    else socket.getfqdn()
-                )
+                if sockname is None:
+                    host = ""
+                elif isinstance(sockname, tuple):
+                    host = f"[{sockname[0]}]" if len(sockname) == 4 else str(sockname[0])
+                else:
+                    host = str(sockname)
             cache["host"] = host
         return str(cache["host"])
 
@@ -414,7 +419,7 @@ class BaseRequest(MutableMapping[str, Any]):
         raw = self._head.headers.get("Range")
         if raw is None:
             return slice(None, None, 1)
-        match = _RANGE.match(raw.strip())
+        match = _RANGE.match(raw)
         if match is None:
             raise ValueError("range not in acceptable format")
         start_s, end_s = match.groups()
@@ -654,19 +659,132 @@ def _split_target(target: str) -> tuple[str, str]:
     return path, query
 
 
-def _parse_forwarded(value: str) -> Iterator[dict[str, str]]:
-    """Elements of one ``Forwarded`` header value; malformed pairs are skipped."""
-    for element in split_unquoted(value, ","):
-        pairs: dict[str, str] = {}
-        for pair in split_unquoted(element, ";"):
-            name, eq, val = pair.strip().partition("=")
-            name = name.strip().lower()
-            if not eq or not name or not set(name) <= _TCHAR:
+# Forwarded (RFC 7239) syntax, read as aiohttp reads it: a quoted-string holds tab, space and
+# visible ASCII; a backslash escapes any of those.
+_QUOTED_TEXT: Final = frozenset("\t" + "".join(chr(c) for c in range(0x20, 0x7F)))
+_QUOTED_PAIR: Final = re.compile(r"\\([\t !-~])")
+
+
+def _parse_forwarded(value: str) -> list[dict[str, str]]:
+    """The elements of one ``Forwarded`` header value, as aiohttp 3.14 parses them.
+
+    aiohttp scans ``name=value`` pairs (value a token or a quoted-string, then an optional
+    ``:port`` of up to four digits); ``,`` starts the next element and ``;`` the next pair,
+    whitespace is skipped, a later duplicate name wins, and anything else (or a pair not
+    preceded by a separator) skips to the next ``,``. Separators inside a quoted-string belong
+    to the value. aiohttp matches a backtracking regex at every position, quadratic on hostile
+    input; this scanner finds the same matches in linear time (see ``_QuotedStrings``).
+    """
+    elem: dict[str, str] = {}
+    elems = [elem]
+    length = len(value)
+    quoted = _QuotedStrings(value)
+    pos = 0
+    need_separator = False
+    while 0 <= pos < length:
+        match = _forwarded_pair(value, pos, quoted)
+        if match is not None:
+            if need_separator:
+                pos = value.find(",", pos)  # bad syntax: skip to the next element
                 continue
-            val = val.strip()
-            if len(val) >= 2 and val[0] == val[-1] == '"':
-                val = re.sub(r"\\(.)", r"\1", val[1:-1])
-            elif not val or not set(val) <= _TCHAR | {":", "[", "]", "/"}:
-                continue
-            pairs.setdefault(name, val)
-        yield pairs
+            name_end, start, end, port_end = match
+            text = value[start:end]
+            if text[0] == '"':
+                text = _QUOTED_PAIR.sub(r"\1", text[1:-1])
+            elem[value[pos:name_end].lower()] = text + value[end:port_end]
+            pos = port_end
+            need_separator = True
+        elif value[pos] == ",":
+            need_separator = False
+            elem = {}
+            elems.append(elem)
+            pos += 1
+        elif value[pos] == ";":
+            need_separator = False
+            pos += 1
+        elif value[pos] in " \t":
+            pos += 1
+        else:
+            pos = value.find(",", pos)
+    return elems
+
+
+def _forwarded_pair(
+    value: str, pos: int, quoted: _QuotedStrings
+) -> tuple[int, int, int, int] | None:
+    """``token=(token|quoted-string)(:digits)?`` at ``pos``: (end of the name, start and end of
+    the value, end of the port), or None."""
+    length = len(value)
+    i = pos
+    while i < length and value[i] in _TCHAR:
+        i += 1
+    if i == pos or i >= length or value[i] != "=":
+        return None
+    name_end = start = i + 1
+    if start < length and value[start] in _TCHAR:
+        end = start + 1
+        while end < length and value[end] in _TCHAR:
+            end += 1
+    elif start < length and value[start] == '"':
+        close = quoted.close(start)
+        if close < 0:
+            return None
+        end = close + 1
+    else:
+        return None
+    port_end = end
+    if end < length and value[end] == ":":
+        digit = end + 1
+        while digit < length and digit <= end + 4 and value[digit].isdecimal():
+            digit += 1  # regex \d: any Unicode decimal digit, as aiohttp's pattern
+        if digit > end + 1:
+            port_end = digit
+    return name_end - 1, start, end, port_end
+
+
+class _QuotedStrings:
+    """Where each quoted-string of a header value ends, in linear time overall.
+
+    aiohttp's pattern ``"(?:\\\\[\\t !-~]|qdtext)*"`` has no choice to make: a backslash
+    always starts an escaped pair (its qdtext class leaves the backslash out), and the first
+    quote not escaped ends the string. The walk from a position is thus fixed; walks from
+    different openings merge, and each position's outcome is computed once (``_end``), so a
+    value with many openings costs one pass, not one per opening.
+    """
+
+    __slots__ = ("_end", "_value")
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        self._end: dict[int, int] = {}
+
+    def close(self, open_at: int) -> int:
+        """Index of the quote closing the quoted-string opened at ``open_at``; -1 if none."""
+        value = self._value
+        length = len(value)
+        ends = self._end
+        path = []
+        i = open_at + 1
+        while True:
+            known = ends.get(i)
+            if known is not None:
+                end = known
+                break
+            path.append(i)
+            char = value[i] if i < length else ""
+            if char == '"':
+                end = i
+                break
+            if char == "\\":
+                if i + 1 < length and value[i + 1] in _QUOTED_TEXT:
+                    i += 2
+                    continue
+                end = -1
+                break
+            if char not in _QUOTED_TEXT:
+                end = -1
+                break
+            i += 1
+        for step in path:
+            ends[step] = end
+        return end
