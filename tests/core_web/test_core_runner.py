@@ -113,7 +113,8 @@ async def test_app_exceptions_and_debug() -> None:
         raise ValueError("hidden detail")
 
     for debug in (False, True):
-        app = Application(debug=debug)
+        with pytest.warns(DeprecationWarning, match="debug argument is deprecated"):
+            app = Application(debug=debug)
         app.router.add_get("/boom", boom)
         runner, port = await _start(app)
         try:

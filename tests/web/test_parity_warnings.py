@@ -107,6 +107,26 @@ def old_style_middleware(web: ModuleType) -> None:
     web.Application(middlewares=[factory]).freeze()
 
 
+def app_debug_argument(web: ModuleType) -> None:
+    web.Application(debug=True)
+    web.Application(debug=False)
+
+
+def app_debug_property(web: ModuleType) -> None:
+    assert web.Application().debug is ...  # unset until the app meets its loop
+
+
+def app_loop_property(web: ModuleType) -> None:
+    assert web.Application().loop is None  # not running yet
+
+
+def generator_handler(web: ModuleType) -> None:
+    def handler(request: Any) -> Any:  # a bare generator
+        yield  # pragma: no cover
+
+    web.Application().router.add_get("/", handler)
+
+
 API_CASES: list[Callable[[ModuleType], None]] = [
     app_str_key,
     request_str_key,
@@ -118,6 +138,10 @@ API_CASES: list[Callable[[ModuleType], None]] = [
     plain_handler,
     exception_body,
     old_style_middleware,
+    app_debug_argument,
+    app_debug_property,
+    app_loop_property,
+    generator_handler,
 ]
 
 
@@ -193,10 +217,15 @@ def build_served_app(web: ModuleType) -> Any:
     async def raised(request: Any) -> Any:
         raise web.HTTPConflict(text="raised")
 
+    async def loops(request: Any) -> Any:
+        same = request.loop is request.loop is asyncio.get_running_loop()  # warns once
+        return web.Response(text=f"{same} {request.app.loop is request.loop}")
+
     app = web.Application()
     app.router.add_get("/drained", drained)
     app.router.add_get("/returned", returned)
     app.router.add_get("/raised", raised)
+    app.router.add_get("/loops", loops)
     return app
 
 
@@ -211,7 +240,7 @@ async def served(web: ModuleType, path: str) -> tuple[Any, ...]:
     return answer, [w for w in recorded(caught) if "unclosed" not in w[2]]
 
 
-@pytest.mark.parametrize("path", ["/drained", "/returned", "/raised"])
+@pytest.mark.parametrize("path", ["/drained", "/returned", "/raised", "/loops"])
 async def test_served_warnings_like_aiohttp(path: str) -> None:
     expected = await served(aio_web, path)
     got = await served(fl_web, path)

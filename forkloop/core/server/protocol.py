@@ -15,7 +15,8 @@ request, waits for one under the keep-alive timer, or closes. A protocol error q
 behind the requests already accepted, so their responses still go out in order; its own reply
 ends the connection. Timers: from the connection's start, and from the first byte of each
 request, the head must arrive within ``header_timeout_s``; an idle keep-alive connection closes
-after ``keepalive_timeout_s``. After an error reply the socket is half-closed and input is
+after ``keepalive_timeout_s``, and so does a new one that sends nothing (the shorter of the two
+bounds the first wait). After an error reply the socket is half-closed and input is
 discarded for ``lingering_timeout_s``, so the client reads the reply instead of a reset.
 """
 
@@ -242,7 +243,13 @@ class HttpProtocol(asyncio.Protocol):
             high=limits.write_buffer_high_bytes, low=limits.write_buffer_low_bytes
         )
         self._owner.connection_made(self)
-        self._set_timer(_HEADER, limits.header_timeout_s)
+        # The wait for the first request is bounded by the keep-alive timeout as well (as in
+        # aiohttp: a connection that sends nothing is idle), and by the header timeout, which
+        # restarts at the request's first byte to bound a slowly sent head.
+        first_wait = limits.header_timeout_s
+        if 0 < limits.keepalive_timeout_s < first_wait:
+            first_wait = limits.keepalive_timeout_s
+        self._set_timer(_HEADER, first_wait)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_timer()

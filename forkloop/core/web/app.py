@@ -355,7 +355,7 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         handler_args: dict[str, Any] | None = None,
         client_max_size: int = 1024**2,
         loop: asyncio.AbstractEventLoop | None = None,
-        debug: bool = False,
+        debug: Any = ...,  # deprecated, as in aiohttp: unset follows the loop's debug mode
     ) -> None:
         if router is None:
             router = UrlDispatcher()
@@ -365,6 +365,8 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
                 raise TypeError(f"router should be a UrlDispatcher, got {router!r}")
         if loop is not None:
             warnings.warn("loop argument is deprecated", DeprecationWarning, stacklevel=2)
+        if debug is not ...:
+            warnings.warn("debug argument is deprecated", DeprecationWarning, stacklevel=2)
         if client_max_size < 0:
             raise ValueError(f"client_max_size must be >= 0, got {client_max_size}")
         self._router = router
@@ -509,15 +511,20 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         return self._pre_frozen
 
     @property
-    def debug(self) -> bool:
-        return self._debug
+    def debug(self) -> Any:
+        warnings.warn("debug property is deprecated", DeprecationWarning, stacklevel=2)
+        return self._debug  # as aiohttp: ``...`` (unset) until the app meets its loop
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop if self._loop is not None else asyncio.get_event_loop()
+        warnings.warn("loop property is deprecated", DeprecationWarning, stacklevel=2)
+        # As aiohttp: the loop the app runs on, None (typed away) before it runs.
+        return cast(asyncio.AbstractEventLoop, self._loop)
 
     def _set_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self._loop = loop if loop is not None else asyncio.get_running_loop()
+        if self._debug is ...:
+            self._debug = self._loop.get_debug()  # as aiohttp: debug follows the loop's
         for subapp in self._subapps:
             subapp._set_loop(self._loop)
 

@@ -3,7 +3,7 @@
 Owns what happens to a parsed request: building the ``Request``, the optional intercept (the
 supervisor's probes), calling the handler, turning what it raised into a response (an
 ``HTTPException`` is one; ``TimeoutError`` is 504; a protocol error reading the body is its own
-status; anything else is 500, with the traceback in the body only in debug mode), writing the
+status; anything else is 500, aiohttp's page, with the traceback only in debug mode), writing the
 response, access logging, observers, request timing and the ``Date`` clock (one clock reading
 serves both), and the connection registry of the server. Is the protocol factory: ``server()``
 returns a connection. Imports ``core.http``, ``core.server``, ``core.hooks``
@@ -297,30 +297,42 @@ class Server:
         except Exception as exc:
             if request.protocol.head_sent:
                 raise  # part of a response is out: handle() logs it and closes the connection
-            self._logger.exception("Error handling request")
-            return self._internal_error(exc)
+            self._logger.exception("Error handling request from %s", request.remote)
+            return self._internal_error(request, exc)
         # StreamResponse is a MutableMapping, so isinstance() takes the ABC's slow path: the
         # exact type of nearly every response is tested first.
         if type(response) is not Response and not isinstance(response, StreamResponse):
-            self._logger.error(
-                "Missing return statement on request handler or wrong type: %r", response
-            )
-            return self._internal_error(None)
+            if response is None:
+                self._logger.error("Missing return statement on request handler")
+            else:
+                self._logger.error(
+                    "Web-handler should return a response instance, got %r", response
+                )
+            # As aiohttp: HTTPInternalServerError's page; the connection stays open.
+            return Response(status=500, text="500: Internal Server Error")
         if type(response) is not Response and isinstance(response, HTTPException):
             warn_returned_exception()
         return response
 
-    def _internal_error(self, exc: BaseException | None) -> Response:
-        if self._debug and exc is not None:
-            trace = escape("".join(traceback.format_exception(exc)))
-            return Response(
-                status=500,
-                text=f"<h1>500 Internal Server Error</h1><pre>{trace}</pre>",
-                content_type="text/html",
+    def _internal_error(self, request: BaseRequest, exc: BaseException) -> Response:
+        """aiohttp's page for an unhandled exception: HTML when the client accepts
+        ``text/html``, plain text otherwise, with the traceback in debug mode (the app's
+        ``debug``, which follows the event loop's debug mode); the connection then closes."""
+        title = "500 Internal Server Error"
+        message = "Server got itself in trouble"
+        trace = "".join(traceback.format_exception(exc)) if self._debug else ""
+        if "text/html" in request.headers.get("Accept", ""):
+            if trace:
+                message = f"<h2>Traceback:</h2>\n<pre>{escape(trace)}</pre>"
+            page = (
+                f"<html><head><title>{title}</title></head><body>\n<h1>{title}</h1>"
+                f"\n{message}\n</body></html>\n"
             )
-        return Response(
-            status=500, text="500 Internal Server Error\n\nServer got itself in trouble"
-        )
+            response = Response(status=500, text=page, content_type="text/html")
+        else:
+            response = Response(status=500, text=f"{title}\n\n{trace or message}")
+        response.force_close()
+        return response
 
     def pre_shutdown(self) -> None:
         """First stage of a stop: close keep-alive connections that are idle."""

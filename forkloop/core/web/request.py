@@ -30,7 +30,7 @@ from ..http.parser import HTTP11, RequestHead
 from ..http.serialize import plain_message
 from ..server.protocol import HttpProtocol
 from ..server.streams import StreamReader
-from .deprecations import _seen_request_keys, warn_plain_request_key
+from .deprecations import _seen_request_keys, warn_deprecated_loop_access, warn_plain_request_key
 from .helpers import ChainMapProxy, ETag, parse_content_type, parse_etags, parse_http_date
 
 if TYPE_CHECKING:
@@ -211,7 +211,12 @@ class BaseRequest(MutableMapping[str, Any]):
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop if self._loop is not None else asyncio.get_running_loop()
+        cache = self._cache
+        if "loop" not in cache:  # aiohttp's is a cached property: it warns once per request
+            warn_deprecated_loop_access()
+            cache["loop"] = self._loop if self._loop is not None else asyncio.get_running_loop()
+        loop: asyncio.AbstractEventLoop = cache["loop"]
+        return loop
 
     @property
     def client_max_size(self) -> int:

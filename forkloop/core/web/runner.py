@@ -350,7 +350,7 @@ class AppRunner(BaseRunner):
         kwargs = {**(getattr(app, "_handler_args", None) or {}), **self._kwargs}
         observers = list(kwargs.pop("observers", ()))
         observers.extend(app.get(OBSERVERS_KEY, ()) if hasattr(app, "get") else ())
-        kwargs.setdefault("debug", bool(getattr(app, "_debug", False)))
+        kwargs.setdefault("debug", getattr(app, "_debug", False) is True)
         server = Server(
             app._handle,
             request_factory=(

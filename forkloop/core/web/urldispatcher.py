@@ -198,6 +198,15 @@ def _wrap_handler(handler: Any) -> Handler:
         raise TypeError(f"Handler {handler!r} should be callable")
     if inspect.iscoroutinefunction(handler):
         return cast(Handler, handler)
+    if inspect.isgeneratorfunction(handler):
+        # aiohttp's warning, and its handling: not wrapped, so awaiting what it returns fails
+        # at the request (a 500).
+        warnings.warn(
+            "Bare generators are deprecated, use @coroutine wrapper",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return cast(Handler, handler)
     warnings.warn("Bare functions are deprecated, use async ones", DeprecationWarning, stacklevel=3)
 
     @wraps(handler)
