@@ -228,7 +228,7 @@ def _body_bytes(request: BaseRequest, response: StreamResponse) -> int:
     status = response.status
     if request.method == "HEAD" or status < 200 or status in (204, 304):
         return 0
-    return int(response.body_length)
+    return int(response._body_length)  # body only (body_length counts the head too)
 
 
 def _micros(duration_s: float) -> int:

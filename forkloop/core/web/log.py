@@ -39,7 +39,9 @@ class AbstractAccessLogger(ABC):
 
     @property
     def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
+        """Whether ``log()`` is called: always, unless a subclass says otherwise (as in
+        aiohttp; ``AccessLogger`` asks its logger)."""
+        return True
 
 
 Atom = Callable[["BaseRequest", "StreamResponse", float], str]
@@ -67,7 +69,7 @@ _SIMPLE: Final[dict[str, Atom]] = {
     "P": lambda _q, _r, _d: f"<{os.getpid()}>",
     "r": _first_line,
     "s": lambda _q, resp, _d: str(resp.status),
-    "b": lambda _q, resp, _d: str(resp.body_length),
+    "b": lambda _q, resp, _d: str(resp.body_length),  # head included, as aiohttp
     "O": lambda _q, resp, _d: str(resp.body_length),
     "T": lambda _q, _r, d: str(round(d)),
     "Tf": lambda _q, _r, d: f"{d:.6f}",
@@ -91,6 +93,11 @@ class AccessLogger(AbstractAccessLogger):
     def __init__(self, logger: logging.Logger, log_format: str = LOG_FORMAT) -> None:
         super().__init__(logger, log_format)
         self._parts = self.compile(log_format)
+
+    @property
+    def enabled(self) -> bool:
+        # No line is formatted for a logger that would drop it.
+        return self.logger.isEnabledFor(logging.INFO)
 
     @staticmethod
     def compile(log_format: str) -> list[str | Atom]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from multidict import CIMultiDict, istr
 
-from ..http.serialize import reason_phrase, response_head, status_line
+from ..http.serialize import plain_message, reason_phrase, response_head, status_line
 from .deprecations import warn_plain_response_key
 from .helpers import ETag, is_etagc, parse_content_type, parse_http_date
 from .writer import PayloadWriter
@@ -167,7 +167,14 @@ class StreamResponse(MutableMapping[str, Any]):
 
     @property
     def body_length(self) -> int:
-        return self._body_length
+        """The bytes written for this response once it is complete, head included, as
+        aiohttp counts them (what the access log's ``%b`` shows); 0 before."""
+        if not self._eof_sent:
+            return 0
+        writer = self._payload_writer
+        if writer is not None:
+            return writer.output_size
+        return _one_write_size(self)
 
     @property
     def chunked(self) -> bool:
@@ -803,6 +810,22 @@ def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
     response._eof_sent = True
     response._body_length = len(body)
     return True
+
+
+def _one_write_size(response: StreamResponse) -> int:
+    """The size of a response ``send_in_one_write`` sent (its head rendered again, with the
+    same pieces, only when asked: nothing is counted per request)."""
+    request = response._req
+    if request is None:
+        return response._body_length
+    ctype = response._ctype
+    if ctype is None and getattr(response, "_body", None) is None:
+        ctype_line = b""  # no body, no type: no Content-Type line
+    else:
+        ctype_line = _ctype_line(ctype, response._charset_value)
+    length = response._body_length
+    tail = request._protocol.head_tail()  # Date and Server lines: a fixed size
+    return len(plain_message(response._status, ctype_line, length, tail, b"")) + length
 
 
 _new_object: Final[Any] = object.__new__
