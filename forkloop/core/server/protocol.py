@@ -802,9 +802,15 @@ class HttpProtocol(asyncio.Protocol):
             self.resume_reading()
         if self._force_close or self.closing or self.transport is None:
             return  # the connection ends with this response anyway
-        parser = self._parser = RequestParser(self.limits)
+        self._parser = RequestParser(self.limits)
         self._heads_at_timer = -1
-        if not data:
+        if data:
+            self._feed_held(data)
+
+    def _feed_held(self, data: bytes) -> None:
+        """Parse bytes held since a declined upgrade, as ``data_received`` parses."""
+        parser = self._parser  # not narrowed on self: _dispatch may end parsing again
+        if parser is None:
             return
         try:
             events = parser.feed(data)
