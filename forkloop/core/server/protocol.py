@@ -315,7 +315,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._new_request(event)
             elif type(event) is Upgrade:
                 self._parser = None
-                self._upgrade_data = event.data
+                self._upgrade_data = b""
+                self._hold(event.data)
                 if not self._busy and not self._queue:
                     # Its request was answered (declined) before its body had all come.
                     self._resume_http()
