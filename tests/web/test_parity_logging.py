@@ -32,13 +32,27 @@ from rawhttp import Incomplete, RawClient, parse_response
 FORMAT = '%b "%r" %s "%{Referer}i" "%{User-Agent}i" "%{X-Out}o" "%{X-Missing}o"'
 
 
+# What aiohttp's AccessLogger puts in each record's ``extra`` (structured log formatters read
+# them): one attribute per atom, header atoms grouped in a dict.
+EXTRA_KEYS = (
+    "remote_address",
+    "first_request_line",
+    "response_status",
+    "response_size",
+    "request_header",
+    "response_header",
+)
+
+
 class Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.lines: list[str] = []
+        self.extras: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
+        self.extras.append({key: getattr(record, key, "<none>") for key in EXTRA_KEYS})
 
 
 def build_app(web: ModuleType) -> Any:
@@ -129,6 +143,35 @@ async def send_raw(base: str) -> list[int]:
     finally:
         await client.close()
     return sizes
+
+
+async def logged_extras(web: ModuleType) -> list[dict[str, Any]]:
+    logger = logging.getLogger(f"{web.__name__.split('.')[0]}.access")
+    capture = Capture()
+    logger.addHandler(capture)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    log_format = '%a "%r" %s %b "%{Referer}i" "%{User-Agent}i" "%{X-Out}o"'
+    try:
+        async with serving(web, access_log=logger, access_log_format=log_format) as base:
+            await send_raw(base)
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(level)
+    for extra in capture.extras:
+        assert isinstance(extra["response_size"], int)
+        extra["response_size"] = "size"  # the heads differ by their Server value
+    return capture.extras
+
+
+async def test_access_log_record_extras_like_aiohttp() -> None:
+    expected = await logged_extras(aio_web)
+    got = await logged_extras(fl_web)
+    assert expected[0]["request_header"] == {
+        "Referer": "http://ref.example/",
+        "User-Agent": "parity-client",
+    }
+    assert got == expected
 
 
 async def logged_lines(web: ModuleType) -> tuple[list[str], list[int]]:

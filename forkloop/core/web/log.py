@@ -1,8 +1,9 @@
 """Access logging with aiohttp's format atoms, and the framework's loggers.
 
-Owns ``AbstractAccessLogger`` and ``AccessLogger``: a format such as
-``%a %t "%r" %s %b "%{Referer}i" "%{User-Agent}i"`` is compiled once into a list of small
-functions, so logging a request is a join. Imports nothing of ours at run time.
+Owns ``AbstractAccessLogger`` and ``AccessLogger`` (aiohttp's atoms, values and record
+``extra``): a format such as ``%a %t "%r" %s %b "%{Referer}i" "%{User-Agent}i"`` is compiled
+once into a list of small functions, so logging a request is a join. Imports nothing of ours at
+run time.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from .request import BaseRequest
@@ -85,14 +86,39 @@ def _header_atom(name: str, kind: str) -> Atom:
     return lambda _q, _r, _d: os.environ.get(name, "-")
 
 
+# aiohttp's names for the atoms, the keys of the ``extra`` each log record carries (a header
+# atom's value goes in a dict under its kind's name: ``request_header["Referer"]``).
+_EXTRA_KEYS: Final = {
+    "a": "remote_address",
+    "t": "request_start_time",
+    "P": "process_id",
+    "r": "first_request_line",
+    "s": "response_status",
+    "b": "response_size",
+    "T": "request_time",
+    "Tf": "request_time_frac",
+    "D": "request_time_micro",
+    "i": "request_header",
+    "o": "response_header",
+    "e": "environ",
+}
+
+
 class AccessLogger(AbstractAccessLogger):
-    """aiohttp's access logger: the same atoms and default format."""
+    """aiohttp's access logger: the same atoms, default format and record ``extra``."""
 
     LOG_FORMAT: Final = '%a %t "%r" %s %b "%{Referer}i" "%{User-Agent}i"'
 
     def __init__(self, logger: logging.Logger, log_format: str = LOG_FORMAT) -> None:
         super().__init__(logger, log_format)
         self._parts = self.compile(log_format)
+        # Per atom of the format, in order: its extra key, or (kind key, header name).
+        self._keys: list[str | tuple[str, str]] = [
+            (_EXTRA_KEYS[m.group(3)], m.group(2))
+            if m.group(2)
+            else _EXTRA_KEYS.get(m.group(1), m.group(1))
+            for m in _ATOM.finditer(log_format)
+        ]
 
     @property
     def enabled(self) -> bool:
@@ -117,10 +143,26 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         try:
-            line = "".join(
-                part if isinstance(part, str) else part(request, response, time)
-                for part in self._parts
-            )
-            self.logger.info(line, extra={"remote": request.remote, "status": response.status})
+            pieces: list[str] = []
+            extra: dict[str, Any] = {}
+            keys = iter(self._keys)
+            for part in self._parts:
+                if isinstance(part, str):
+                    pieces.append(part)
+                    continue
+                value = part(request, response, time)
+                pieces.append(value)
+                key = next(keys)
+                if isinstance(key, tuple):
+                    extra.setdefault(key[0], {})[key[1]] = value
+                else:
+                    # aiohttp's status and size are numbers in the record.
+                    extra[key] = int(value) if key in _NUMBERS else value
+            extra.setdefault("remote", request.remote)
+            extra.setdefault("status", response.status)
+            self.logger.info("".join(pieces), extra=extra)
         except Exception:
             self.logger.exception("Error in logging")
+
+
+_NUMBERS: Final = frozenset(("response_status", "response_size"))
