@@ -216,3 +216,19 @@ async def test_request_pipelined_ahead_of_an_upgrade_like_aiohttp(body: bytes) -
         got = await pipelined_ahead_of_websocket(port, body)
     assert got == expected
     assert expected[1][0] == 101
+
+
+async def test_upgrade_with_chunked_body_is_refused_and_closed() -> None:
+    """The one refusal kept on purpose (docs/migrating-from-aiohttp.md): where the upgraded
+    protocol would start after a chunked body is not something forkloop's parser decides, so
+    the request gets 400 and the connection closes; nothing behind it is served."""
+    data = (
+        req("/body", WS_HEADERS + "Transfer-Encoding: chunked\r\n")
+        + b"5\r\nhello\r\n0\r\n\r\n"
+        + req("/plain?never", close=True)
+    )
+    async with serving(fl_web) as port:
+        got = await burst(port, data, 1)
+    assert [(status, headers[0]) for status, _, headers, _ in got] == [
+        (400, ("connection", "close"))
+    ]
