@@ -35,6 +35,7 @@ from ..http.parser import END, Event, RequestHead, RequestParser, Upgrade
 from ..http.serialize import error_response
 from ._stepping import DONE, step
 from .admission import Admission, ServiceUnavailable
+from .decompress import body_stream
 from .streams import EMPTY_PAYLOAD, StreamReader
 
 __all__ = ["ConnectionOwner", "HttpProtocol"]
@@ -497,14 +498,30 @@ class HttpProtocol(asyncio.Protocol):
             on_first_read = (
                 self._send_continue if head.expect is not None and head.version >= (1, 1) else None
             )
-            payload = StreamReader(
-                self,
-                loop=self._loop,
-                high_water=limits.read_buffer_high_bytes,
-                idle_timeout_s=limits.body_idle_timeout_s,
-                on_first_read=on_first_read,
-                expected_bytes=head.content_length,
-            )
+            coding = head.headers.get("Content-Encoding")
+            if coding is None or not getattr(self._owner, "auto_decompress", True):
+                payload = StreamReader(
+                    self,
+                    loop=self._loop,
+                    high_water=limits.read_buffer_high_bytes,
+                    idle_timeout_s=limits.body_idle_timeout_s,
+                    on_first_read=on_first_read,
+                    expected_bytes=head.content_length,
+                )
+            else:
+                try:
+                    payload = body_stream(
+                        coding,
+                        self,
+                        loop=self._loop,
+                        high_water=limits.read_buffer_high_bytes,
+                        idle_timeout_s=limits.body_idle_timeout_s,
+                        on_first_read=on_first_read,
+                        expected_bytes=head.content_length,
+                    )
+                except HttpError as error:  # a coding we know but cannot decode here: 400
+                    self._protocol_error(error)
+                    return
             self._body = payload
         else:
             payload = EMPTY_PAYLOAD

@@ -57,7 +57,7 @@ _LIMIT_ALIASES: Final = {
 }
 # aiohttp's Server keyword arguments accepted for compatibility, with no effect here.
 _IGNORED: Final = frozenset(
-    ("tcp_keepalive", "auto_decompress", "timeout_ceil_threshold", "max_request_size")
+    ("tcp_keepalive", "timeout_ceil_threshold", "max_request_size")
 )
 
 BaseProtocol = HttpProtocol
@@ -96,9 +96,13 @@ class Server:
         observers: Iterable[object] = (),
         intercept: Intercept | None = None,
         debug: bool = False,
+        auto_decompress: bool = True,
         **kwargs: Any,
     ) -> None:
         self.limits = limits_from_kwargs(limits, kwargs)
+        # aiohttp's: decode a request body's Content-Encoding (gzip, deflate, br, zstd) for
+        # the handler; False hands it the bytes as sent (core/server/decompress.py).
+        self.auto_decompress = bool(auto_decompress)
         kwargs.pop("client_max_size", None)
         # Overload protection (core/server/admission.py); None when off. Read by each
         # connection (HttpProtocol) and by the metrics observer.
