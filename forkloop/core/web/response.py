@@ -32,6 +32,7 @@ from .helpers import ETag, is_etagc, parse_content_type, parse_http_date
 from .writer import PayloadWriter
 
 if TYPE_CHECKING:
+    from .payload import Payload
     from .request import BaseRequest
 
 __all__ = [
@@ -625,6 +626,10 @@ class Response(StreamResponse):
     """A response whose whole body is known before it is sent."""
 
     _body: bytes | None = None
+    # A body that is not bytes (a file, an async iterable, ...: core/web/payload.py); then
+    # _body is None. Setting one also creates the header dictionary, which alone keeps the
+    # response off the one-write path (send_in_one_write).
+    _payload: Payload | None = None
     _compressed_body: bytes | None = None
 
     def __init__(
@@ -681,30 +686,51 @@ class Response(StreamResponse):
                 self.body = body
 
     def _bodyless(self) -> bool:
-        return self._body is None
+        return self._body is None and self._payload is None
 
     @property
-    def body(self) -> bytes | None:
-        return self._body
+    def body(self) -> bytes | Payload | None:
+        """The body: bytes, or the ``Payload`` a body of another kind was wrapped in."""
+        return self._payload if self._payload is not None else self._body
 
     @body.setter
     def body(self, body: Any) -> None:
+        self._payload = None
         if body is None:
             self._body = None
-        elif isinstance(body, bytes | bytearray | memoryview):
+        elif isinstance(body, bytes | bytearray):
             self._body = bytes(body)
         elif isinstance(body, str):
             if self._ctype_parts()[0] is None:
                 self._set_ctype("text/plain", "utf-8")
             self._body = body.encode(self.charset or "utf-8")
         else:
-            raise TypeError(
-                f"body argument must be bytes, bytearray, memoryview or str ({type(body)!r})"
-            )
+            self._set_payload(body)
         self._compressed_body = None
+
+    def _set_payload(self, body: Any) -> None:
+        """A body of another kind, as aiohttp takes it: the payload registry wraps it; its
+        Content-Type and other headers (Content-Disposition) fill those not already set."""
+        from .payload import PAYLOAD_REGISTRY, LookupError
+
+        try:
+            payload = PAYLOAD_REGISTRY.get(body)
+        except LookupError:
+            raise ValueError(f"Unsupported body type {type(body)!r}") from None
+        headers = self.headers
+        if CONTENT_TYPE not in headers:
+            headers[CONTENT_TYPE] = payload.content_type
+        for key, value in payload.headers.items():
+            if key not in headers:
+                headers[key] = value
+        self._body = None
+        self._payload = payload
 
     @property
     def text(self) -> str | None:
+        if self._payload is not None:
+            # As aiohttp: a file payload is read here, blocking.
+            return self._payload.decode(self.charset or "utf-8")
         if self._body is None:
             return None
         return self._body.decode(self.charset or "utf-8")
@@ -723,6 +749,7 @@ class Response(StreamResponse):
                 charset = params["charset"] = "utf-8"
             self._set_ctype_params(ctype, params)
         self._body = text.encode(charset)
+        self._payload = None
         self._compressed_body = None
 
     @property
@@ -733,6 +760,8 @@ class Response(StreamResponse):
             return int(self._headers[CONTENT_LENGTH])
         if self._compressed_body is not None:
             return len(self._compressed_body)
+        if self._payload is not None:
+            return None  # known when sent (the payload's size), or chunked
         return len(self._body) if self._body is not None else 0
 
     @content_length.setter
@@ -742,6 +771,15 @@ class Response(StreamResponse):
     async def _start(self, request: BaseRequest) -> PayloadWriter:
         self._req = request
         await request._prepare_hook(self)
+        payload = self._payload
+        if payload is not None:
+            # Streamed: Content-Length is the payload's size when known (and no header set
+            # it), chunked otherwise; compression, if enabled, is the writer's (streaming).
+            headers = self._headers
+            declared = headers is not None and CONTENT_LENGTH in headers
+            length = None if self._chunked or declared else payload.size
+            self._payload_writer = self._make_writer(request, length)
+            return self._payload_writer
         body = self._body if self._body is not None else b""
         if self._compression and not self._chunked:
             coding = self._choose_coding(request)
@@ -762,6 +800,15 @@ class Response(StreamResponse):
             return
         if self._payload_writer is None:
             raise RuntimeError("Response has not been started")
+        payload = self._payload
+        if payload is not None:
+            if not self._must_be_empty_body:
+                try:
+                    await payload.write(self._payload_writer)
+                finally:
+                    await payload.close()  # as aiohttp: a file body is closed once sent
+            await super().write_eof(b"")
+            return
         body = self._compressed_body if self._compressed_body is not None else self._body
         await super().write_eof(body or b"")
 
