@@ -560,7 +560,8 @@ def make_mocked_request(
     transport: asyncio.Transport | None = None,
     payload: Any = None,
     sslcontext: Any = None,
-    client_max_size: int = 1024**2,
+    client_max_size: int | None = 1024**2,
+    client_max_fields: int = 1000,
     loop: asyncio.AbstractEventLoop | None = None,
 ) -> Request:
     """A :class:`~forkloop.web.Request` for unit tests, not tied to a connection.
@@ -607,7 +608,15 @@ def make_mocked_request(
         payload = StreamReader(protocol, loop=loop)
         payload.feed_data(body)
         payload.feed_eof()
-    request = Request(head, payload, protocol, None, client_max_size=client_max_size, loop=loop)
+    request = Request(
+        head,
+        payload,
+        protocol,
+        None,
+        client_max_size=client_max_size,
+        client_max_fields=client_max_fields,
+        loop=loop,
+    )
     info = UrlMappingMatchInfo(dict(match_info or {}), _MockedRoute())
     info.add_app(app if app is not None else Application())
     info.freeze()

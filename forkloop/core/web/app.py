@@ -353,7 +353,8 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         router: UrlDispatcher | None = None,
         middlewares: Iterable[Middleware] = (),
         handler_args: dict[str, Any] | None = None,
-        client_max_size: int = 1024**2,
+        client_max_size: int | None = 1024**2,
+        client_max_fields: int = 1000,
         loop: asyncio.AbstractEventLoop | None = None,
         debug: Any = ...,  # deprecated, as in aiohttp: unset follows the loop's debug mode
     ) -> None:
@@ -367,7 +368,8 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
             warnings.warn("loop argument is deprecated", DeprecationWarning, stacklevel=2)
         if debug is not ...:
             warnings.warn("debug argument is deprecated", DeprecationWarning, stacklevel=2)
-        if client_max_size < 0:
+        # None or 0: no limit, as in aiohttp.
+        if client_max_size is not None and client_max_size < 0:
             raise ValueError(f"client_max_size must be >= 0, got {client_max_size}")
         self._router = router
         self._loop = loop
@@ -379,6 +381,7 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
                 raise TypeError(f"middleware {middleware!r} is not callable")
         self._debug = debug
         self._client_max_size = client_max_size
+        self._client_max_fields = client_max_fields
         self._state: dict[str | AppKey[Any], Any] = {}
         self._frozen = False
         self._pre_frozen = False
@@ -677,7 +680,7 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        request: Request = RequestFactory(self._client_max_size, loop)(
+        request: Request = RequestFactory(self._client_max_size, loop, self._client_max_fields)(
             head, payload, protocol, task
         )
         return request
@@ -687,7 +690,7 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         when a subclass overrides it."""
         if type(self)._make_request is not Application._make_request:
             return self._make_request
-        return RequestFactory(self._client_max_size, loop)
+        return RequestFactory(self._client_max_size, loop, self._client_max_fields)
 
     async def _handle(self, request: Request) -> StreamResponse:
         router = self._router

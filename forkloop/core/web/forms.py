@@ -8,7 +8,9 @@ file fields are ``FileField``s whose ``file`` is kept in memory up to ``spool_ma
 then spilled to an anonymous temporary file (unlinked at creation on POSIX, so nothing stays
 on disk even if the process dies), closed when the request ends or as soon as parsing fails.
 
-Limits: ``client_max_size`` for the whole body and ``max_fields`` (default 1000), both 413.
+Limits: the request's ``client_max_size`` for the whole body (decoded bytes when it has a
+Content-Encoding; 0 or None: none) and its ``client_max_fields`` (aiohttp's default 1000; 0:
+none), both 413 as in aiohttp.
 Imports: ``.multipart`` and ``.exceptions`` (the request module calls in, never the reverse).
 """
 
@@ -61,7 +63,9 @@ class FormRequest(Protocol):
     def content(self) -> Any: ...
 
     @property
-    def client_max_size(self) -> int: ...
+    def client_max_size(self) -> int | None: ...
+    @property
+    def client_max_fields(self) -> int: ...
     @property
     def content_length(self) -> int | None: ...
 
@@ -74,19 +78,20 @@ def _too_many_fields(max_fields: int) -> Exception:
     from .exceptions import HTTPRequestEntityTooLarge
 
     return HTTPRequestEntityTooLarge(
-        max_fields,
-        max_fields + 1,
-        text=f"413: Request Entity Too Large (more than {max_fields} form fields)",
+        max_fields, max_fields + 1, text=f"Maximum number of form fields {max_fields} exceeded."
     )
 
 
 async def read_post(
     request: FormRequest,
     *,
-    max_fields: int = DEFAULT_MAX_FIELDS,
+    max_fields: int | None = None,
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
 ) -> MultiDictProxy[PostValue]:
-    """Parse a form body; see the module docstring. Empty for other methods/content types."""
+    """Parse a form body; see the module docstring. Empty for other methods/content types.
+    ``max_fields`` overrides the request's ``client_max_fields``."""
+    if max_fields is None:
+        max_fields = request.client_max_fields
     if request.method not in POST_METHODS or request.content_type not in FORM_TYPES:
         return MultiDictProxy(MultiDict())
     if request.content_type == "multipart/form-data":
@@ -114,7 +119,7 @@ async def read_post(
 async def _read_multipart(
     request: FormRequest, max_fields: int, spool_max_bytes: int
 ) -> MultiDict[PostValue]:
-    max_size = request.client_max_size
+    max_size = request.client_max_size or 0
     declared = request.content_length
     if max_size > 0 and declared is not None and declared > max_size:
         # Refuse before reading: with "Expect: 100-continue" the body is never sent.

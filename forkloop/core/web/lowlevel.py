@@ -56,9 +56,7 @@ _LIMIT_ALIASES: Final = {
     "read_bufsize": "read_buffer_high_bytes",
 }
 # aiohttp's Server keyword arguments accepted for compatibility, with no effect here.
-_IGNORED: Final = frozenset(
-    ("tcp_keepalive", "timeout_ceil_threshold", "max_request_size")
-)
+_IGNORED: Final = frozenset(("tcp_keepalive", "timeout_ceil_threshold", "max_request_size"))
 
 BaseProtocol = HttpProtocol
 RequestHandler = HttpProtocol

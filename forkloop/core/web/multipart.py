@@ -14,8 +14,9 @@ import base64
 import binascii
 import collections
 import json
+import sys
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -59,6 +60,12 @@ def too_large(max_size: int, actual: int) -> Exception:
     return HTTPRequestEntityTooLarge(max_size, actual)
 
 
+def part_too_large(max_size: int) -> Exception:
+    """413 for a part's ``read()`` past the request's ``client_max_size`` (aiohttp raises
+    ``HTTPRequestEntityTooLarge(client_max_size)`` there)."""
+    return too_large(max_size, max_size + 1)
+
+
 def _params(value: str, limits: MultipartLimits | None) -> tuple[str, dict[str, str]]:
     """``parse_header_params`` with a malformed value answered by 400."""
     try:
@@ -83,9 +90,15 @@ class MultipartReader:
         content: Readable,
         *,
         limits: MultipartLimits | None = None,
+        client_max_size: int = sys.maxsize,
+        max_size_error_cls: Callable[[int], BaseException] = ValueError,
     ) -> None:
         self.headers = headers
         self._content = content
+        # As aiohttp: a part's read() (and text/json/form) stops past this many bytes with
+        # max_size_error_cls(client_max_size) -- 413 for a reader from request.multipart().
+        self._client_max_size = client_max_size
+        self._max_size_error_cls = max_size_error_cls
         ctype = headers.get("Content-Type", "")
         mimetype, params = _params(ctype, limits)
         if not mimetype.startswith("multipart/"):
@@ -132,10 +145,23 @@ class MultipartReader:
         if not isinstance(event, PartHeaders):  # the parser guarantees this order
             raise bad_request("multipart part without headers")
         headers = CIMultiDictProxy(CIMultiDict(event.headers))
-        part = self.part_reader_cls(self._parser_boundary(), headers, self, subtype=self._subtype)
+        part = self.part_reader_cls(
+            self._parser_boundary(),
+            headers,
+            self,
+            subtype=self._subtype,
+            client_max_size=self._client_max_size,
+            max_size_error_cls=self._max_size_error_cls,
+        )
         if headers.get("Content-Type", "").lower().startswith("multipart/"):
             nested_cls = self.multipart_reader_cls or type(self)
-            nested = nested_cls(headers, _PartStream(part), limits=self._limits)
+            nested = nested_cls(
+                headers,
+                _PartStream(part),
+                limits=self._limits,
+                client_max_size=self._client_max_size,
+                max_size_error_cls=self._max_size_error_cls,
+            )
             nested._outer_part = part
             self._last_part = nested
             return nested
@@ -199,9 +225,13 @@ class BodyPartReader:
         *,
         subtype: str = "mixed",
         default_charset: str | None = None,
+        client_max_size: int = sys.maxsize,
+        max_size_error_cls: Callable[[int], BaseException] = ValueError,
     ) -> None:
         self.headers = headers
         self._boundary = boundary
+        self._client_max_size = client_max_size
+        self._max_size_error_cls = max_size_error_cls
         self._reader = content
         self._subtype = subtype
         self._default_charset = default_charset
@@ -286,12 +316,22 @@ class BodyPartReader:
         return bytes(out)
 
     async def read(self, *, decode: bool = False) -> bytearray:
-        """The whole part; with ``decode=True`` transfer- and content-encodings are undone."""
+        """The whole part; with ``decode=True`` transfer- and content-encodings are undone.
+        At most ``client_max_size`` bytes, raw and decoded (else ``max_size_error_cls``)."""
+        limit = self._client_max_size
         data = bytearray()
         while chunk := await self.read_chunk(1 << 16):
             data += chunk
+            if len(data) > limit:
+                raise self._max_size_error_cls(limit)
         if decode:
-            return bytearray(self.decode(data))
+            try:
+                decoded = self.decode(data, max_size=limit if limit < sys.maxsize else 0)
+            except Exception as exc:
+                if getattr(exc, "status", None) == 413:
+                    raise self._max_size_error_cls(limit) from None
+                raise
+            return bytearray(decoded)
         return data
 
     async def release(self) -> None:

@@ -69,11 +69,11 @@ _QTEXT_SPECIAL: Final = re.compile(r'[\\"]')
 _CLOSING: set[asyncio.Future[None]] = set()
 
 
-class LookupError(Exception):  # noqa: A001 - aiohttp's name, in this module's namespace only
+class LookupError(Exception):  # aiohttp's name; it shadows the builtin in here only
     """No payload kind takes this value."""
 
 
-class Order(str, enum.Enum):
+class Order(enum.StrEnum):
     normal = "normal"
     try_first = "try_first"
     try_last = "try_last"
@@ -183,7 +183,7 @@ class Payload(ABC):
     async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
         return self.decode(self._encoding or encoding, errors).encode(self._encoding or encoding)
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - most payloads hold nothing to release
         """Release what the payload holds (a file); called once the body is sent."""
 
 
@@ -272,9 +272,12 @@ class IOBasePayload(Payload):
         if "filename" not in kwargs:
             kwargs["filename"] = _guess_filename(value)
         super().__init__(value, *args, **kwargs)
-        if self._filename is not None and disposition is not None:
-            if "Content-Disposition" not in self._headers:
-                self.set_content_disposition(disposition, filename=self._filename)
+        if (
+            self._filename is not None
+            and disposition is not None
+            and "Content-Disposition" not in self._headers
+        ):
+            self.set_content_disposition(disposition, filename=self._filename)
 
     def _rewind(self) -> None:
         """Go back to where the body starts (a payload written twice sends it twice)."""
@@ -480,7 +483,7 @@ class PayloadRegistry:
                 return factory(data, *args, **kwargs)
         raise LookupError()
 
-    def register(self, factory: _Factory, type: Any, *, order: Order = Order.normal) -> None:  # noqa: A002
+    def register(self, factory: _Factory, type: Any, *, order: Order = Order.normal) -> None:
         if order is Order.try_first:
             self._first.append((factory, type))
         elif order is Order.normal:
@@ -500,14 +503,14 @@ def get_payload(data: Any, *args: Any, **kwargs: Any) -> Payload:
     return PAYLOAD_REGISTRY.get(data, *args, **kwargs)
 
 
-def register_payload(factory: _Factory, type: Any, *, order: Order = Order.normal) -> None:  # noqa: A002
+def register_payload(factory: _Factory, type: Any, *, order: Order = Order.normal) -> None:
     PAYLOAD_REGISTRY.register(factory, type, order=order)
 
 
 class payload_type:  # noqa: N801 - aiohttp's name: a class decorator
     """``@payload_type(SomeType)`` registers the decorated payload class for ``SomeType``."""
 
-    def __init__(self, type: Any, *, order: Order = Order.normal) -> None:  # noqa: A002
+    def __init__(self, type: Any, *, order: Order = Order.normal) -> None:
         self.type = type
         self.order = order
 

@@ -16,6 +16,7 @@ import json
 import re
 import socket
 import string
+import sys
 import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
@@ -42,6 +43,7 @@ _SENTINEL: Final[Any] = object()
 _TCHAR: Final = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
 # As aiohttp: the unit in any case (RFC 9110 §14.1), ASCII digits only.
 _RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$", re.ASCII | re.IGNORECASE)
+_NO_LIMIT: Final = sys.maxsize
 
 
 class BaseRequest(MutableMapping[str, Any]):
@@ -53,6 +55,7 @@ class BaseRequest(MutableMapping[str, Any]):
     _match_info: Any = None  # routing result; set by Application._handle (Request)
     _read_bytes: bytes | None = None
     _post: MultiDictProxy[Any] | None = None
+    _client_max_fields: int = 1000  # aiohttp's default; stored only when another is given
     _cleanups: list[Callable[[], None]] | None = None
 
     def __init__(
@@ -64,12 +67,13 @@ class BaseRequest(MutableMapping[str, Any]):
         protocol: HttpProtocol | Any,
         task: asyncio.Task[None] | None = None,
         *,
-        client_max_size: int = 1024**2,
+        client_max_size: int | None = 1024**2,
         loop: asyncio.AbstractEventLoop | None = None,
         state: dict[str, Any] | None = None,
         scheme: str | None = None,
         host: str | None = None,
         remote: str | None = None,
+        client_max_fields: int = 1000,
     ) -> None:
         self._head = head
         self._payload = payload
@@ -77,6 +81,8 @@ class BaseRequest(MutableMapping[str, Any]):
         self._task = task
         self._loop = loop
         self._client_max_size = client_max_size
+        if client_max_fields != 1000:
+            self._client_max_fields = client_max_fields
         self._state = state  # made on first store: most requests never store anything
         self._cache: dict[str, Any] = {}
         if scheme is not None or host is not None or remote is not None:
@@ -93,7 +99,8 @@ class BaseRequest(MutableMapping[str, Any]):
         scheme: str | Any = _SENTINEL,
         host: str | Any = _SENTINEL,
         remote: str | Any = _SENTINEL,
-        client_max_size: int | Any = _SENTINEL,
+        client_max_size: int | Any | None = _SENTINEL,
+        client_max_fields: int | Any = _SENTINEL,
     ) -> BaseRequest:
         """A copy with some parts replaced; the body stream is shared."""
         if self._read_bytes is not None:
@@ -138,6 +145,9 @@ class BaseRequest(MutableMapping[str, Any]):
             ),
             loop=self._loop,
             state=dict(self._state) if self._state else None,
+            client_max_fields=(
+                self._client_max_fields if client_max_fields is _SENTINEL else client_max_fields
+            ),
             **kwargs,
         )
         self._copy_routing(clone)
@@ -219,8 +229,15 @@ class BaseRequest(MutableMapping[str, Any]):
         return loop
 
     @property
-    def client_max_size(self) -> int:
+    def client_max_size(self) -> int | None:
+        """The most body bytes ``read()``/``post()`` take (decoded bytes when the body has
+        a Content-Encoding); 0 or None: no limit, as in aiohttp."""
         return self._client_max_size
+
+    @property
+    def client_max_fields(self) -> int:
+        """The most form fields ``post()`` takes (413 beyond); 0: no limit."""
+        return self._client_max_fields
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         transport = self._protocol.transport
@@ -480,7 +497,7 @@ class BaseRequest(MutableMapping[str, Any]):
     def _too_large(self, actual: int) -> None:
         from .exceptions import HTTPRequestEntityTooLarge
 
-        raise HTTPRequestEntityTooLarge(max_size=self._client_max_size, actual_size=actual)
+        raise HTTPRequestEntityTooLarge(max_size=self._client_max_size or 0, actual_size=actual)
 
     async def text(self) -> str:
         body = await self.read()
@@ -514,9 +531,15 @@ class BaseRequest(MutableMapping[str, Any]):
         return self._post
 
     async def multipart(self) -> Any:
-        from .multipart import MultipartReader
+        from .multipart import MultipartReader, part_too_large
 
-        return MultipartReader(self._head.headers, self._payload)
+        # As aiohttp: each part's read()/text()/json()/form() stops at client_max_size (413).
+        return MultipartReader(
+            self._head.headers,
+            self._payload,
+            client_max_size=self._client_max_size or _NO_LIMIT,
+            max_size_error_cls=part_too_large,
+        )
 
     async def release(self) -> None:
         """Read and drop the rest of the body."""
@@ -625,9 +648,15 @@ class RequestFactory:
     Python-level frame per request (this module is compiled). ``Application._request_factory``
     hands it to the server unless a subclass overrides ``_make_request``."""
 
-    def __init__(self, client_max_size: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        client_max_size: int | None,
+        loop: asyncio.AbstractEventLoop,
+        client_max_fields: int = 1000,
+    ) -> None:
         self.client_max_size = client_max_size
         self.loop = loop
+        self.client_max_fields = client_max_fields
 
     def __call__(
         self,
@@ -637,7 +666,13 @@ class RequestFactory:
         task: asyncio.Task[None] | None,
     ) -> Request:
         return Request(
-            head, payload, protocol, task, client_max_size=self.client_max_size, loop=self.loop
+            head,
+            payload,
+            protocol,
+            task,
+            client_max_size=self.client_max_size,
+            loop=self.loop,
+            client_max_fields=self.client_max_fields,
         )
 
 
