@@ -59,6 +59,7 @@ async def _run_app(
     max_concurrency: int | None = None,
     max_queue_time: float | None = None,
     trust_request_start: bool = False,
+    auto_decompress: bool = True,
 ) -> None:
     if isinstance(app, Awaitable):
         app = await app
@@ -76,6 +77,7 @@ async def _run_app(
         max_concurrency=max_concurrency,
         max_queue_time=max_queue_time,
         trust_request_start=trust_request_start,
+        auto_decompress=auto_decompress,
     )
     await runner.setup()
     sites: list[BaseSite] = []
