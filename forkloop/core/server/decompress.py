@@ -26,6 +26,33 @@ from .streams import PIECE_OVERHEAD_BYTES, FlowControl, StreamReader
 __all__ = ["DecodingStreamReader", "body_stream"]
 
 
+class _Gate:
+    """The stream's hold on its connection's reading, released for good once the compressed
+    body has all arrived: what is left to decode is in memory (no more than was received), and
+    the socket belongs to the next request even if the handler never reads the rest."""
+
+    __slots__ = ("_conn", "_open", "held")
+
+    def __init__(self, conn: FlowControl) -> None:
+        self._conn = conn
+        self._open = True
+        self.held = False
+
+    def pause_reading(self) -> None:
+        if self._open and not self.held:
+            self.held = True
+            self._conn.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.held:
+            self.held = False
+            self._conn.resume_reading()
+
+    def release(self) -> None:
+        self._open = False
+        self.resume_reading()
+
+
 def body_stream(coding: str, protocol: FlowControl, **kwargs: Any) -> StreamReader:
     """The body stream for a request with ``Content-Encoding: coding``: decoding when it is
     a coding forkloop decodes, plain otherwise (left as aiohttp leaves it). Raises
@@ -39,12 +66,13 @@ def body_stream(coding: str, protocol: FlowControl, **kwargs: Any) -> StreamRead
 class DecodingStreamReader(StreamReader):
     """A request body decoded from its ``Content-Encoding`` while it is read."""
 
-    __slots__ = ("_decoder", "_dropped", "_input_ended")
+    __slots__ = ("_decoder", "_dropped", "_gate", "_input_ended")
 
     def __init__(self, protocol: FlowControl, decoder: Decoder, **kwargs: Any) -> None:
         # The declared Content-Length counts compressed bytes: the decoded length is unknown.
         kwargs["expected_bytes"] = None
-        super().__init__(protocol, **kwargs)
+        self._gate = _Gate(protocol)
+        super().__init__(self._gate, **kwargs)
         self._decoder = decoder
         self._input_ended = False
         self._dropped = False
@@ -61,6 +89,7 @@ class DecodingStreamReader(StreamReader):
 
     def feed_eof(self) -> None:
         self._input_ended = True
+        self._gate.release()
         if self._dropped or self._exception is not None:
             super().feed_eof()
         else:

@@ -784,10 +784,6 @@ class HttpProtocol(asyncio.Protocol):
             if payload.needs_continue:
                 self._force_close = True  # the client waits for 100 and never sends the body
             self._body = _Discard(payload.discard())
-        elif payload is not EMPTY_PAYLOAD and payload._paused:
-            # The body ended while more than the mark of it waited unread (a compressed body
-            # decodes as it is read): drop it, or reading stays paused for the next request.
-            payload.discard()
         if self._upgrade_data is not None and not self._queue:
             self._resume_http()  # the upgrade request was answered without switching
         if not self.keep_alive:
