@@ -81,6 +81,8 @@ def build_app(web: ModuleType, payload: ModuleType, files: Path) -> Any:
             return web.Response(text=f"refused: {type(exc).__name__}")
         if isinstance(value, io.IOBase):
             opened.append(value)
+        if "z" in request.query:
+            resp.enable_compression()
         body = resp.body
         kind = type(body).__name__ if not isinstance(body, bytes | bytearray) else "bytes"
         text = resp.text if case in ("str", "stringio", "bytes-payload") else None
@@ -111,7 +113,11 @@ def build_app(web: ModuleType, payload: ModuleType, files: Path) -> Any:
         part = await reader.next()
         return web.Response(body=part)
 
+    async def on_prepare(request: Any, response: Any) -> None:
+        response.headers["X-Prepared"] = repr((response.content_length, response.chunked))
+
     app = web.Application()
+    app.on_response_prepare.append(on_prepare)
     app.router.add_route("*", "/body/{case}", body)
     app.router.add_get("/closed", closed)
     app.router.add_post("/echo", echo_stream)
@@ -125,7 +131,8 @@ async def answers(client: Any) -> list[Any]:
     async def record(name: str, resp: Any) -> None:
         data = await resp.read()
         headers = tuple(resp.headers.get(h) for h in HEADERS)
-        out.append((name, resp.status, headers, resp.headers.get("X-Read"), data))
+        read = (resp.headers.get("X-Read"), resp.headers.get("X-Prepared"))
+        out.append((name, resp.status, headers, read, data))
 
     for case in BODIES:
         async with client.get(f"/body/{case}") as resp:
@@ -137,7 +144,7 @@ async def answers(client: Any) -> list[Any]:
             await record(f"HEAD {case}", resp)
         async with client.get("/closed") as resp:
             out.append((case, "closed after HEAD", await resp.text()))
-    for case in ("file-big", "async-generator"):
+    for case in ("file-big", "async-generator", "bytesio"):
         headers = {"Accept-Encoding": "gzip"}
         async with client.get(f"/body/{case}?z", headers=headers) as resp:
             await record(f"gzip {case}", resp)

@@ -770,16 +770,22 @@ class Response(StreamResponse):
 
     async def _start(self, request: BaseRequest) -> PayloadWriter:
         self._req = request
-        await request._prepare_hook(self)
         payload = self._payload
         if payload is not None:
             # Streamed: Content-Length is the payload's size when known (and no header set
-            # it), chunked otherwise; compression, if enabled, is the writer's (streaming).
-            headers = self._headers
-            declared = headers is not None and CONTENT_LENGTH in headers
-            length = None if self._chunked or declared else payload.size
-            self._payload_writer = self._make_writer(request, length)
+            # it; as aiohttp, set before on_response_prepare sees the response), chunked
+            # otherwise; compression, if enabled, is the writer's (streaming).
+            headers = self.headers
+            if self._compression and self._choose_coding(request) is not None:
+                headers.popall(CONTENT_LENGTH, None)  # compressed: the length is not known
+            elif not self._chunked and CONTENT_LENGTH not in headers:
+                size = payload.size
+                if size is not None:
+                    headers[CONTENT_LENGTH] = str(size)
+            await request._prepare_hook(self)
+            self._payload_writer = self._make_writer(request, None)
             return self._payload_writer
+        await request._prepare_hook(self)
         body = self._body if self._body is not None else b""
         if self._compression and not self._chunked:
             coding = self._choose_coding(request)
