@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import ModuleType
@@ -180,3 +181,37 @@ async def test_response_bodies_of_every_kind_like_aiohttp(files: Path) -> None:
         got = await answers(client)
     mismatches = [(e, g) for e, g in zip(expected, got, strict=True) if e != g]
     assert not mismatches, "\n".join(f"aiohttp : {e}\nforkloop: {g}" for e, g in mismatches)
+
+
+class _WatchedFile(io.BufferedReader):
+    """A binary file that records which thread reads it, and how much each read asks for."""
+
+    reads: list[tuple[int, int]]
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads.append((threading.get_ident(), -1 if size is None else size))
+        return super().read(size)
+
+
+async def test_a_file_body_is_read_in_bounded_chunks_off_the_event_loop(files: Path) -> None:
+    watched = _WatchedFile(io.FileIO(files / "big.bin", "rb"))
+    watched.reads = []
+    loop_thread = threading.get_ident()
+
+    async def handler(request: Any) -> Any:
+        return fl_web.Response(body=watched)
+
+    app = fl_web.Application()
+    app.router.add_get("/", handler)
+    async with fl_test_utils.TestClient(fl_test_utils.TestServer(app)) as client:
+        async with client.get("/") as resp:
+            assert resp.headers["Content-Length"] == str(len(BIG))
+            assert await resp.read() == BIG
+        for _ in range(200):
+            if watched.closed:
+                break
+            await asyncio.sleep(0.01)
+    assert watched.closed  # closed once sent, as aiohttp does
+    assert len(watched.reads) >= 2  # 300 KiB in chunks, not at once
+    assert all(thread != loop_thread for thread, _ in watched.reads)
+    assert all(0 < size <= fl_payload.DEFAULT_CHUNK_SIZE for _, size in watched.reads)
