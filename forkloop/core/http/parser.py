@@ -56,7 +56,8 @@ class HttpVersion(NamedTuple):
 HTTP10: Final = HttpVersion(1, 0)
 HTTP11: Final = HttpVersion(1, 1)
 _VERSIONS: Final = {"1.1": HTTP11, "1.0": HTTP10}
-_LINE_ENDS: Final = {b"HTTP/1.1\r\n": HTTP11, b"HTTP/1.0\r\n": HTTP10}
+_LINE_END_11: Final = b"HTTP/1.1\r\n"
+_LINE_END_10: Final = b"HTTP/1.0\r\n"
 
 
 class RequestHead:
@@ -378,7 +379,11 @@ class RequestParser:
         if line is None:
             return None
         at = method_length + len(self._url) + 2
-        return _LINE_ENDS.get(line[at : at + 10])
+        # Compared, not looked up in a dict: hashing a fresh slice costs more than two compares.
+        ending = line[at : at + 10]
+        if ending == _LINE_END_11:
+            return HTTP11
+        return HTTP10 if ending == _LINE_END_10 else None
 
     def on_url(self, url: bytes) -> None:
         self._url = self._url + url if self._url else url
@@ -449,7 +454,8 @@ class RequestParser:
             self._fail(BadRequest("an upgrade request must not carry a chunked body"))
         if upgrade and self._content_length:
             self._upgrade_body_left = self._content_length
-        method = _METHODS.get(raw_method)
+        # GET by a compare; other methods from a dict (hashing the fresh bytes costs more).
+        method = "GET" if raw_method == b"GET" else _METHODS.get(raw_method)
         if method is None:
             method = raw_method.decode("ascii")
             if len(_METHODS) < 64:

@@ -28,9 +28,10 @@ __all__ = [
 
 _REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
 _REASONS.setdefault(421, "Misdirected Request")
-_STATUS_LINES: dict[tuple[int, int, int], bytes] = {}
-_STATUS_LINES_11: dict[int, bytes] = {}
-_LENGTH_LINES: dict[int, bytes] = {}
+# Final: the compiled module reads these from C statics rather than the module's dict.
+_STATUS_LINES: Final[dict[tuple[int, int, int], bytes]] = {}
+_STATUS_LINES_11: Final[dict[int, bytes]] = {}
+_LENGTH_LINES: Final[dict[int, bytes]] = {}
 _FORBIDDEN: Final = frozenset("\r\n\x00")
 LAST_CHUNK: Final = b"0\r\n\r\n"
 

@@ -42,8 +42,13 @@ __all__ = ["ConnectionOwner", "HttpProtocol"]
 
 # asyncio's own hooks for "this task is running now" (C-accelerated, present in 3.11 to 3.14);
 # without them handlers simply always run as steps of the task.
-_enter_task = getattr(asyncio.tasks, "_enter_task", None)
-_leave_task = getattr(asyncio.tasks, "_leave_task", None)
+# Final: the compiled module (setup.py) reads a Final global from a C static, any other from
+# the module's dict (a lookup per use, on every request).
+_enter_task: Final = getattr(asyncio.tasks, "_enter_task", None)
+_leave_task: Final = getattr(asyncio.tasks, "_leave_task", None)
+_DONE: Final[Any] = DONE
+_step: Final = step
+_EMPTY_PAYLOAD: Final = EMPTY_PAYLOAD
 
 # How long a connection accepted just before a graceful stop may take to send its request.
 SHUTDOWN_GRACE_S: Final = 1.0
@@ -52,7 +57,10 @@ SHUTDOWN_GRACE_S: Final = 1.0
 # this are not worth reading just to find the next request.
 MAX_DISCARD_BYTES: Final = 64 * 1024
 
-_IDLE, _HEADER, _KEEPALIVE, _LINGER = 0, 1, 2, 3
+_IDLE: Final = 0
+_HEADER: Final = 1
+_KEEPALIVE: Final = 2
+_LINGER: Final = 3
 
 
 class ConnectionOwner(Protocol):
@@ -524,7 +532,7 @@ class HttpProtocol(asyncio.Protocol):
                     return
             self._body = payload
         else:
-            payload = EMPTY_PAYLOAD
+            payload = _EMPTY_PAYLOAD
             self._body = None
         self._queue.append((head, payload))
         if self._arrivals is not None:
@@ -592,7 +600,7 @@ class HttpProtocol(asyncio.Protocol):
             self._dequeue()
             ran = True
             failure: BaseException | None = None
-            yielded: Any = DONE
+            yielded: Any = _DONE
             try:
                 yielded = self._start_cycle(item[0], item[1])
             except BaseException as exc:
@@ -602,7 +610,7 @@ class HttpProtocol(asyncio.Protocol):
             if failure is not None:
                 self._cycle_failed(failure)
                 break
-            if yielded is DONE:
+            if yielded is _DONE:
                 # Finished in one step: it never waited, so caught no cancellation.
                 if self._end_cycle(None):
                     continue
@@ -642,7 +650,7 @@ class HttpProtocol(asyncio.Protocol):
                 handler = self._handler
                 context = self._handler_context
                 yielded = self._handler_yielded
-                if yielded is not DONE and handler is not None and context is not None:
+                if yielded is not _DONE and handler is not None and context is not None:
                     try:
                         await _resume(handler, context, yielded, error)
                     except BaseException as exc:
@@ -706,7 +714,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._admission is not None:
             return self._start_admitted(self._admission, head, payload, context)
         handler = self._handler = self._owner.handle(self, head, payload)
-        return step(context, handler)
+        return _step(context, handler)
 
     def _start_admitted(
         self,

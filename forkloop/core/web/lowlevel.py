@@ -19,7 +19,6 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from html import escape
-from time import perf_counter
 from typing import Any, Final
 
 from ...core.hooks import Observers
@@ -37,6 +36,12 @@ from .log import AbstractAccessLogger, AccessLogger, access_logger, server_logge
 from .request import BaseRequest
 from .response import Response, StreamResponse, send_in_one_write
 from .tally import Tally
+
+# Final aliases: the compiled module (setup.py) reads a Final global from a C static, any
+# other global from the module's dict (a lookup per use, on every request).
+_perf_counter: Final = time.perf_counter
+_send_in_one_write: Final = send_in_one_write
+_Response: Final = Response
 
 __all__ = ["BaseProtocol", "RequestHandler", "Server"]
 
@@ -188,19 +193,19 @@ class Server:
     # and leaves the reading in ``_sent_at``, the end time of a response sent in one write.
 
     def date_value(self) -> str:
-        if perf_counter() >= self._date_until:
+        if _perf_counter() >= self._date_until:
             self._next_second()
         return self._date
 
     def head_tail(self) -> bytes:
-        now = self._sent_at = perf_counter()
+        now = self._sent_at = _perf_counter()
         if now >= self._date_until:
             self._next_second()
         return self._tail
 
     def _next_second(self) -> None:
         wall = time.time()
-        now = perf_counter()
+        now = _perf_counter()
         self._date = self._dates.value(wall)
         self._tail = self._dates.tail(wall)
         self._date_until = now + 1.0 - wall % 1.0  # the clock reading when this second ends
@@ -218,7 +223,7 @@ class Server:
         tallies = self._tallies
         access = self._access_logger
         timed = finished is not None or bool(tallies) or (access is not None and access.enabled)
-        started = perf_counter() if timed else 0.0
+        started = _perf_counter() if timed else 0.0
         ended = 0.0  # set when the response goes out in one write
         if observers.started is not None:
             observers.started(request)
@@ -231,7 +236,7 @@ class Server:
                 timed = False  # probes and the like: not logged or counted
             else:
                 response = await self._respond(request, head)
-            if send_in_one_write(response, request):
+            if _send_in_one_write(response, request):
                 # Head and body went out in one write, timed by head_tail(): the end.
                 ended = self._sent_at
             else:
@@ -260,7 +265,7 @@ class Server:
                     # An upgraded request (WebSocket) lasts until its 101 went out; the
                     # session after it is not an HTTP request's duration.
                     ended = getattr(sent, "_switched_at", 0.0)
-                duration = (ended or perf_counter()) - started
+                duration = (ended or _perf_counter()) - started
                 if finished is not None:
                     finished(request, sent, duration, failure)
                 if tallies and sent is not None:
@@ -303,7 +308,7 @@ class Server:
             return self._internal_error(request, exc)
         # StreamResponse is a MutableMapping, so isinstance() takes the ABC's slow path: the
         # exact type of nearly every response is tested first.
-        if type(response) is not Response and not isinstance(response, StreamResponse):
+        if type(response) is not _Response and not isinstance(response, StreamResponse):
             if response is None:
                 self._logger.error("Missing return statement on request handler")
             else:
@@ -312,7 +317,7 @@ class Server:
                 )
             # As aiohttp: HTTPInternalServerError's page; the connection stays open.
             return Response(status=500, text="500: Internal Server Error")
-        if type(response) is not Response and isinstance(response, HTTPException):
+        if type(response) is not _Response and isinstance(response, HTTPException):
             warn_returned_exception()
         return response
 
