@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rawhttp import parse_all, request_bytes
 
+from forkloop.core.web import jsontext
 from forkloop.core.web import response as ours_module
 from forkloop.core.web.app import ResponseKey
 from forkloop.core.web.helpers import ETag
@@ -412,11 +413,11 @@ def test_json_response_errors_are_json_dumps_errors() -> None:
     inner = [1.5]
     # Another thread inside an encoding of the same list: the shared encoder would take it
     # for a circular reference, so json.dumps encodes this one.
-    ours_module._JSON_MARKERS[id(inner)] = inner
+    jsontext._MARKERS[id(inner)] = inner
     try:
         assert OURS.json_response({"a": inner}).text == '{"a": [1.5]}'
     finally:
-        ours_module._JSON_MARKERS.clear()
+        jsontext._MARKERS.clear()
 
 
 async def test_write_rules(serve: Any) -> None:

@@ -3,8 +3,8 @@
 Owns a response's status, headers, cookies and body, and the rules that turn them into a head:
 framing (Content-Length, chunked, or close-delimited for HTTP/1.0), no body for HEAD, 1xx, 204
 and 304 (RFC 9110 §6.4.1), keep-alive, compression by ``Accept-Encoding``. Writing the bytes
-belongs to ``writer.PayloadWriter``. Imports ``core.http``, ``core.web.helpers`` and
-``core.web.writer``.
+belongs to ``writer.PayloadWriter``; the JSON text of ``json_response`` to ``jsontext``. Imports
+``core.http``, ``core.web.helpers``, ``core.web.jsontext`` and ``core.web.writer``.
 
 Headers are built lazily: a plain ``Response(text=...)`` never creates a header dictionary
 unless its ``headers`` are asked for; the content type lives in two attributes until then.
@@ -29,6 +29,7 @@ from multidict import CIMultiDict, istr
 from ..http.serialize import plain_message, reason_phrase, response_head, status_line
 from .deprecations import warn_plain_response_key
 from .helpers import ETag, is_etagc, parse_content_type, parse_http_date
+from .jsontext import dumps as json_text
 from .writer import PayloadWriter
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class ContentCoding(enum.Enum):
 
 
 _CTYPE_LINES: dict[tuple[str | None, str | None], bytes] = {}
+_NO_POSITIONAL: Final[Any] = object()  # Response.__init__'s guard against positional arguments
 _PLAIN_STATUSES: Final = {code: reason_phrase(code) for code in (200, 201, 202, 400, 403, 404, 500)}
 
 
@@ -634,7 +636,8 @@ class Response(StreamResponse):
 
     def __init__(
         self,
-        *,
+        _no_positional: Any = _NO_POSITIONAL,
+        /,
         body: Any = None,
         status: int = 200,
         reason: str | None = None,
@@ -645,6 +648,12 @@ class Response(StreamResponse):
         zlib_executor_size: int | None = None,
         zlib_executor: Any = None,
     ) -> None:
+        # aiohttp's arguments are keyword-only; they are declared positional-or-keyword behind
+        # a positional-only guard because CPython 3.11 fills each missing keyword-only argument
+        # with a dict lookup (a tenth of Response(text=...)'s cost), a positional default from
+        # a tuple. Any positional argument lands in the guard and is refused, as in aiohttp.
+        if _no_positional is not _NO_POSITIONAL:
+            raise TypeError("Response() takes keyword arguments only")
         if body is not None and text is not None:
             raise ValueError("body and text are not allowed together")
         if (
@@ -881,30 +890,8 @@ def _one_write_size(response: StreamResponse) -> int:
     return len(plain_message(response._status, ctype_line, length, tail, b"")) + length
 
 
-_new_object: Final[Any] = object.__new__
-
-
 _SENTINEL: Final[Any] = object()
 _JSON_DUMPS: Final = json.dumps
-_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # None: no C accelerator
-# One C encoder with json.dumps' default settings (JSONEncoder.encode builds a new one per
-# call), and its table of containers being encoded (circular-reference detection).
-_JSON_MARKERS: dict[int, Any] = {}
-_JSON_ENCODER: Any = (
-    None
-    if _make_encoder is None
-    else _make_encoder(
-        _JSON_MARKERS,
-        json.JSONEncoder().default,
-        json.encoder.encode_basestring_ascii,
-        None,  # indent
-        ": ",
-        ", ",
-        False,  # sort_keys
-        False,  # skipkeys
-        True,  # allow_nan
-    )
-)
 
 
 def json_response(
@@ -921,42 +908,12 @@ def json_response(
     if data is not _SENTINEL:
         if text or body:
             raise ValueError("only one of data, text, or body should be specified")
-        if (
-            dumps is not _JSON_DUMPS
-            or _JSON_ENCODER is None
-            or _JSON_MARKERS
-            or isinstance(data, str)
-        ):
-            text = dumps(data)
-        else:
-            # json.dumps(data) -- the same text and errors -- from the shared C encoder. Its
-            # marker table is empty between calls; it is not while another thread is inside
-            # an encoding (a dict subclass's Python items() can let one in) or after a failure:
-            # then json.dumps does it, and a failure empties the table.
-            try:
-                text = "".join(_JSON_ENCODER(data, 0))
-            except BaseException:
-                _JSON_MARKERS.clear()
-                raise
-    if (
-        body is None
-        and headers is None
-        and reason is None
-        and type(text) is str
-        and status in _PLAIN_STATUSES
-        and content_type
-        and ";" not in content_type
-    ):
-        # What Response(text=text, status=status, content_type=content_type) builds (its
-        # __init__ shortcut), made in place: calling the class with keyword arguments, or
-        # running its __init__ here, costs /json 1-3k instructions a request (measured).
-        response: Response = _new_object(Response)
-        response._status = status
-        response._reason = _PLAIN_STATUSES[status]
-        response._body = text.encode()
-        response._ctype = content_type
-        response._charset_value = "utf-8"
-        return response
+        # json.dumps itself, or the same text from jsontext (compiled, cheaper).
+        text = dumps(data) if dumps is not _JSON_DUMPS else json_text(data)
+    if body is None and reason is None and headers is None:
+        # Each keyword passed to a class costs (CPython builds a dict of them and unpacks it
+        # again for __init__): the defaults are left out.
+        return Response(text=text, status=status, content_type=content_type)
     return Response(
         text=text,
         body=body,

@@ -1,0 +1,102 @@
+"""jsontext.dumps is json.dumps: its flat-object branch and its fallback give the same text and
+the same errors; Response refuses positional arguments as aiohttp does (its keyword guard)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aiohttp import web as aioweb
+from hypothesis import given
+from hypothesis import strategies as st
+
+from forkloop.core.web import jsontext
+from forkloop.core.web.response import Response, json_response
+
+_SCALARS = st.one_of(st.text(), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=True))
+_FLAT = st.dictionaries(st.text(), st.one_of(st.text(), st.integers(), st.booleans(), st.none()))
+_KEYS = st.one_of(st.text(), st.integers(), st.floats(), st.booleans(), st.none())
+_ANY_DICT = st.dictionaries(
+    _KEYS, st.one_of(_SCALARS, st.lists(_SCALARS, max_size=3), _FLAT), max_size=5
+)
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    def __repr__(self) -> str:
+        return "not-json"
+
+
+class _Dict(dict[str, Any]):
+    def items(self) -> Any:
+        return [("swapped", 1)]
+
+
+@given(_FLAT)
+def test_flat_objects_are_json_dumps(value: dict[str, Any]) -> None:
+    assert jsontext._flat_object(value) is not None  # the branch under test is taken
+    assert jsontext.dumps(value) == json.dumps(value)
+
+
+@given(_ANY_DICT)
+def test_any_dict_is_json_dumps(value: dict[Any, Any]) -> None:
+    assert jsontext.dumps(value) == json.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        {"message": "Hello, World!"},
+        {"é": '\u2028\x00"\\', "n": -(10**30), "t": True, "f": False, "z": None},
+        {"nested": {"a": 1}},
+        {"list": [1, 2]},
+        {"x": 1.5},
+        {"nan": float("nan"), "inf": float("-inf")},
+        {1: "int key", None: "none key", False: "bool key", 2.5: "float key"},
+        {"s": _Str("sub")},
+        {"i": _Int(3)},
+        {_Str("k"): "v"},
+        _Dict(a=1),
+        "a string",
+        [1, "two", None],
+        None,
+        12,
+    ],
+    ids=repr,
+)
+def test_each_branch_gives_json_dumps_text(value: Any) -> None:
+    assert jsontext.dumps(value) == json.dumps(value)
+    assert json_response(value).text == json.dumps(value)
+
+
+def test_only_exact_flat_objects_take_the_flat_branch() -> None:
+    assert jsontext._flat_object({"a": "b", "c": 1, "d": None, "e": True}) == (
+        '{"a": "b", "c": 1, "d": null, "e": true}'
+    )
+    for other in ({"s": _Str("x")}, {"i": _Int(1)}, {1: "x"}, {"f": 1.0}, {"l": []}):
+        assert jsontext._flat_object(other) is None
+
+
+def test_errors_are_json_dumps_errors() -> None:
+    too_long = {"n": 10**5000}  # past int's digit limit: json.dumps raises ValueError
+    for bad in (too_long, {"x": object()}, {(1, 2): 3}):
+        with pytest.raises((ValueError, TypeError)) as expected:
+            json.dumps(bad)
+        with pytest.raises(expected.type):
+            jsontext.dumps(bad)
+
+
+@pytest.mark.parametrize("factory", [aioweb.Response, Response], ids=["aiohttp", "forkloop"])
+def test_response_takes_keyword_arguments_only(factory: Any) -> None:
+    with pytest.raises(TypeError):
+        factory("text")
+    with pytest.raises(TypeError):
+        factory(b"body", 200)
+    with pytest.raises(TypeError):
+        factory(_no_positional="x")
+    assert factory(text="fine", status=201).status == 201
