@@ -157,11 +157,10 @@ class Upgrade:
 Event = RequestHead | bytes | EndOfMessage | Upgrade
 
 _METHODS: Final[dict[bytes, str]] = {}
-# Header names whose values steer framing; compared lower-cased, only at these lengths.
-_SPECIAL_LENGTHS: Final = frozenset((4, 6, 14, 17))
+# Header names whose values steer framing (host, expect, content-length, transfer-encoding)
+# are compared lower-cased, only at their lengths: 4, 6, 14 and 17 (on_header).
 # RFC 9110 §7.2 / RFC 3986 §3.2.2: IP-literal or reg-name (incl. IPv4), optional port.
 _HOST: Final = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
-_OWS: Final = b" \t"
 
 
 class RequestParser:
@@ -400,12 +399,14 @@ class RequestParser:
         self._fields += 1
         if self._fields > self._max_fields:
             self._fail(HeadersTooLarge("too many request header fields"))
-        if value and value[-1] in _OWS:
+        # Bytes compared as ints, lengths as ints: `in` on a bytes or a set boxes the int first.
+        if value and (value[-1] == 32 or value[-1] == 9):  # SP, HTAB
             value = value.rstrip(b" \t")  # llhttp keeps trailing OWS (RFC 9110 §5.5 drops it)
         if self._in_trailers:
             return  # trailer fields are counted against the limits, then dropped
         self._raw.append((name, value))
-        if len(name) in _SPECIAL_LENGTHS:
+        length = len(name)
+        if length == 4 or length == 6 or length == 14 or length == 17:  # the special names
             lname = name.lower()
             if lname == b"content-length":
                 self._content_length = int(value)  # llhttp accepted only digits, only once
