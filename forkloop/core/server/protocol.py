@@ -156,7 +156,9 @@ class HttpProtocol(asyncio.Protocol):
         "_handler_yielded",
         "_heads_at_timer",
         "_held_paused",
+        "_keepalive_s",
         "_loop",
+        "_max_pipelined",
         "_no_keepalive",
         "_on_data",
         "_on_eof",
@@ -170,6 +172,7 @@ class HttpProtocol(asyncio.Protocol):
         "_task",
         "_timer",
         "_timer_kind",
+        "_timer_when",
         "_upgrade_data",
         "_waiter",
         "cancel_on_disconnect",
@@ -211,6 +214,10 @@ class HttpProtocol(asyncio.Protocol):
         self._busy = False
         self._force_close = False
         self._no_keepalive = self.limits.keepalive_timeout_s == 0
+        # Limits read on every request, as plain attributes (a frozen dataclass's fields are
+        # read through the generic lookup from the compiled module).
+        self._keepalive_s = self.limits.keepalive_timeout_s
+        self._max_pipelined = self.limits.max_pipelined_requests
         self._served = 0
         self.head_sent = False  # the current response's head went out (set by the writer)
         self._error_queued = False
@@ -222,6 +229,7 @@ class HttpProtocol(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._shutdown_callbacks: list[Callable[[], None]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0  # when the handle in _timer fires (not read back per request)
         self._timer_kind = _IDLE
         self._deadline = 0.0
         self._heads_at_timer = -1
@@ -537,7 +545,7 @@ class HttpProtocol(asyncio.Protocol):
         self._queue.append((head, payload))
         if self._arrivals is not None:
             self._arrivals.append(self._loop.time())
-        if len(self._queue) >= limits.max_pipelined_requests and not self._pipeline_paused:
+        if len(self._queue) >= self._max_pipelined and not self._pipeline_paused:
             self._pipeline_paused = True
             self.pause_reading()
 
@@ -775,7 +783,7 @@ class HttpProtocol(asyncio.Protocol):
     def _dequeue(self) -> tuple[RequestHead, StreamReader] | HttpError:
         """The next queued item; reading resumes once the backlog is below the limit."""
         item = self._queue.popleft()
-        if self._pipeline_paused and len(self._queue) < self.limits.max_pipelined_requests:
+        if self._pipeline_paused and len(self._queue) < self._max_pipelined:
             self._pipeline_paused = False
             self.resume_reading()
         return item
@@ -802,7 +810,7 @@ class HttpProtocol(asyncio.Protocol):
             if self._parser.in_request:
                 self._set_timer(_HEADER, self.limits.header_timeout_s)
             else:
-                self._set_timer(_KEEPALIVE, self.limits.keepalive_timeout_s)
+                self._set_timer(_KEEPALIVE, self._keepalive_s)
         return True
 
     def _hold(self, data: bytes) -> None:
@@ -910,10 +918,11 @@ class HttpProtocol(asyncio.Protocol):
         self._timer_kind = kind
         self._deadline = deadline
         timer = self._timer
-        if timer is None or timer.when() > deadline:
+        if timer is None or self._timer_when > deadline:
             if timer is not None:
                 timer.cancel()
             self._timer = loop.call_at(deadline, self._on_timer)
+            self._timer_when = deadline
 
     def _cancel_timer(self) -> None:
         self._timer_kind = _IDLE  # the handle, if any, fires later and finds nothing to do
@@ -926,6 +935,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self._loop.time() < self._deadline:
             self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            self._timer_when = self._deadline
             return
         self._timer_kind = _IDLE
         if kind == _HEADER and not self._busy and not self._queue:

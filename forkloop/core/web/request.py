@@ -627,7 +627,8 @@ class Request(BaseRequest):
         match_info = self._match_info
         if match_info is None:
             return False
-        for app in match_info._apps:  # noqa: SIM110 - a plain loop: hot path, no generator
+        apps: tuple[Any, ...] = match_info._apps  # typed: the compiled loop indexes the tuple
+        for app in apps:  # noqa: SIM110 - a plain loop: hot path, no generator
             if app._on_response_prepare:
                 return True
         return False
