@@ -128,6 +128,10 @@ class Server:
         )
         observers = list(observers)
         self.observers = self._observers = Observers(observers)
+        # The per-request fan-outs, fixed with the observers: read here, not through the
+        # (interpreted) Observers object on every request.
+        self._started = self._observers.started
+        self._finished = self._observers.finished
         # Observers that take requests in bulk (tally.py): added to natively, per request.
         self._tallies: list[Tally] = []
         self._intercept = intercept
@@ -218,15 +222,15 @@ class Server:
         request = self._request_factory(head, payload, protocol, None)
         protocol.request = request
         protocol.head_sent = False
-        observers = self._observers
-        finished = observers.finished
+        finished = self._finished
         tallies = self._tallies
         access = self._access_logger
         timed = finished is not None or bool(tallies) or (access is not None and access.enabled)
         started = _perf_counter() if timed else 0.0
         ended = 0.0  # set when the response goes out in one write
-        if observers.started is not None:
-            observers.started(request)
+        started_hook = self._started
+        if started_hook is not None:
+            started_hook(request)
         response: StreamResponse | None = None
         sent: StreamResponse | None = None  # the response, once it is (at least partly) out
         failure: BaseException | None = None
