@@ -577,7 +577,7 @@ class BaseRequest(MutableMapping[str, Any]):
         (``plain_message``) and returns True; else False, nothing written."""
         head = self._head
         if (
-            head.version != HTTP11
+            head.version is not HTTP11  # the parser's own; an equal copy takes the general path
             or head.method == "HEAD"
             or not head.keep_alive
             or self._has_prepare_hooks()
