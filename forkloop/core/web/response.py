@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import datetime
 import enum
+import inspect
 import json
 import math
 import warnings
@@ -837,6 +838,18 @@ class Response(StreamResponse):
             return
         body = self._compressed_body if self._compressed_body is not None else self._body
         await super().write_eof(body or b"")
+
+
+def _keyword_only_signature(init: Any) -> inspect.Signature:
+    """``init``'s signature as callers see it: its positional-only guard left out, every other
+    parameter keyword-only (aiohttp's signature, for ``inspect`` and the API reference)."""
+    parameters = list(inspect.signature(init).parameters.values())
+    shown = [parameters[0].replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)]  # self
+    shown += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters[2:]]
+    return inspect.Signature(shown, return_annotation=inspect.signature(init).return_annotation)
+
+
+Response.__init__.__signature__ = _keyword_only_signature(Response.__init__)  # type: ignore[attr-defined]
 
 
 def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
