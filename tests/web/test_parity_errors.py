@@ -12,14 +12,13 @@ import asyncio
 import re
 import sys
 import warnings
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from aiohttp import web as aio_web
+from parity_server import serving
 
 from forkloop import web as fl_web
 
@@ -62,18 +61,6 @@ def build_app(web: ModuleType) -> Any:
         warnings.simplefilter("ignore", DeprecationWarning)
         app.router.add_get("/generator", generator)
     return app
-
-
-@asynccontextmanager
-async def serving(web: ModuleType) -> AsyncIterator[int]:
-    runner = web.AppRunner(build_app(web), shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield runner.addresses[0][1]
-    finally:
-        await runner.cleanup()
 
 
 ACCEPTS = {
@@ -130,7 +117,7 @@ async def exchange(port: int, data: bytes) -> Any:
 
 async def answers(web: ModuleType, paths: list[str]) -> dict[str, Any]:
     out = {}
-    async with serving(web) as port:
+    async with serving(web, build_app(web), shutdown_timeout=1) as port:
         for path in paths:
             for name, accept in ACCEPTS.items():
                 out[f"{path} accept={name}"] = await exchange(port, request(path, accept))

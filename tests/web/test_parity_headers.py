@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from aiohttp import web as aio_web
+from parity_server import serving
 
 from forkloop import web as fl_web
 
@@ -46,18 +45,6 @@ def build_app(web: ModuleType) -> Any:
     app.router.add_get("/info", info)
     app.router.add_get("/info/{tail:.*}", info)
     return app
-
-
-@asynccontextmanager
-async def serving(web: ModuleType) -> AsyncIterator[int]:
-    runner = web.AppRunner(build_app(web), shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield runner.addresses[0][1]
-    finally:
-        await runner.cleanup()
 
 
 def http10(target: str = "/info", headers: bytes = b"") -> bytes:
@@ -122,7 +109,7 @@ async def ask(port: int, data: bytes) -> Any:
 
 
 async def answers(web: ModuleType) -> dict[str, Any]:
-    async with serving(web) as port:
+    async with serving(web, build_app(web), shutdown_timeout=1) as port:
         return {name: await ask(port, data) for name, data in REQUESTS.items()}
 
 

@@ -14,26 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any
 
 from aiohttp import web as aio_web
+from parity_server import serving
 
 from forkloop import web as fl_web
-
-
-@asynccontextmanager
-async def serving(web: ModuleType, app: Any, **kwargs: Any) -> AsyncIterator[int]:
-    runner = web.AppRunner(app, access_log=None, **kwargs)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield runner.addresses[0][1]
-    finally:
-        await runner.cleanup()
 
 
 async def closed_within(reader: asyncio.StreamReader, wait_s: float) -> bool:
@@ -54,7 +41,7 @@ async def silent_client(web: ModuleType) -> tuple[bool, bool, bool]:
         return web.Response(text="hi")
 
     app.router.add_get("/", hello)
-    async with serving(web, app, keepalive_timeout=0.5) as port:
+    async with serving(web, app, access_log=None, keepalive_timeout=0.5) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
         try:

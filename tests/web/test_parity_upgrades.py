@@ -15,14 +15,13 @@ import asyncio
 import os
 import struct
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from aiohttp import web as aio_web
+from parity_server import serving
 
 from forkloop import web as fl_web
 
@@ -71,18 +70,6 @@ def build_app(web: ModuleType) -> Any:
     app.router.add_get("/body", read_body)
     app.router.add_get("/ws", echo_ws)
     return app
-
-
-@asynccontextmanager
-async def serving(web: ModuleType) -> AsyncIterator[int]:
-    runner = web.AppRunner(build_app(web), shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield runner.addresses[0][1]
-    finally:
-        await runner.cleanup()
 
 
 def describe(data: bytes) -> list[Any]:
@@ -134,9 +121,9 @@ async def burst(port: int, data: bytes, pieces: int) -> list[Any]:
 @pytest.mark.parametrize("pieces", [1, 7], ids=["one-write", "seven-writes"])
 @pytest.mark.parametrize("name", list(BURSTS))
 async def test_declined_upgrade_like_aiohttp(name: str, pieces: int) -> None:
-    async with serving(aio_web) as port:
+    async with serving(aio_web, build_app(aio_web), shutdown_timeout=1) as port:
         expected = await burst(port, BURSTS[name], pieces)
-    async with serving(fl_web) as port:
+    async with serving(fl_web, build_app(fl_web), shutdown_timeout=1) as port:
         got = await burst(port, BURSTS[name], pieces)
     if name.endswith("garbage"):
         # The 400 of a malformed request differs on purpose (forkloop's own page, with
@@ -168,7 +155,7 @@ BEYOND_AIOHTTP: dict[str, tuple[bytes, list[int]]] = {
 @pytest.mark.parametrize("name", list(BEYOND_AIOHTTP))
 async def test_declined_upgrade_where_aiohttp_loses_requests(name: str, pieces: int) -> None:
     data, statuses = BEYOND_AIOHTTP[name]
-    async with serving(fl_web) as port:
+    async with serving(fl_web, build_app(fl_web), shutdown_timeout=1) as port:
         got = await burst(port, data, pieces)
     assert [r[0] for r in got] == statuses
     assert [r[3] for r in got][-1] == b"plain /plain last"
@@ -210,9 +197,9 @@ def describe_one(response: Any) -> Any:
 
 @pytest.mark.parametrize("body", [b"", b"hello"], ids=["no-body", "with-body"])
 async def test_request_pipelined_ahead_of_an_upgrade_like_aiohttp(body: bytes) -> None:
-    async with serving(aio_web) as port:
+    async with serving(aio_web, build_app(aio_web), shutdown_timeout=1) as port:
         expected = await pipelined_ahead_of_websocket(port, body)
-    async with serving(fl_web) as port:
+    async with serving(fl_web, build_app(fl_web), shutdown_timeout=1) as port:
         got = await pipelined_ahead_of_websocket(port, body)
     assert got == expected
     assert expected[1][0] == 101
@@ -227,7 +214,7 @@ async def test_upgrade_with_chunked_body_is_refused_and_closed() -> None:
         + b"5\r\nhello\r\n0\r\n\r\n"
         + req("/plain?never", close=True)
     )
-    async with serving(fl_web) as port:
+    async with serving(fl_web, build_app(fl_web), shutdown_timeout=1) as port:
         got = await burst(port, data, 1)
     assert [(status, headers[0]) for status, _, headers, _ in got] == [
         (400, ("connection", "close"))
