@@ -306,17 +306,8 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self._timer_kind == _KEEPALIVE:
             self._cancel_timer()
-        try:
-            events = parser.feed(data)
-        except HttpError as error:
-            self._protocol_error(error)
+        if not self._parse(parser, data):
             return
-        self._dispatch(events)
-        if parser.error is not None:
-            self._protocol_error(parser.error)
-            return
-        if self._parser is not None:
-            self._update_header_timer(self._parser)
         if self._queue and not self._busy:
             self._kick()
 
@@ -844,18 +835,24 @@ class HttpProtocol(asyncio.Protocol):
     def _feed_held(self, data: bytes) -> None:
         """Parse bytes held since a declined upgrade, as ``data_received`` parses."""
         parser = self._parser  # not narrowed on self: _dispatch may end parsing again
-        if parser is None:
-            return
+        if parser is not None:
+            self._parse(parser, data)
+
+    def _parse(self, parser: RequestParser, data: bytes) -> bool:
+        """Feed ``data`` to ``parser`` and act on its events; False when a protocol error
+        ended the connection (its reply is queued behind the requests already accepted)."""
         try:
             events = parser.feed(data)
         except HttpError as error:
             self._protocol_error(error)
-            return
+            return False
         self._dispatch(events)
         if parser.error is not None:
             self._protocol_error(parser.error)
-        elif self._parser is not None:
+            return False
+        if self._parser is not None:
             self._update_header_timer(self._parser)
+        return True
 
     def _protocol_error(self, error: HttpError) -> None:
         self._parser = None
