@@ -38,6 +38,7 @@ from .request import Request, RequestFactory
 from .urldispatcher import (
     AbstractResource,
     AbstractRoute,
+    AbstractRouter,
     Domain,
     Handler,
     MaskDomain,
@@ -350,7 +351,7 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         self,
         *,
         logger: logging.Logger = web_logger,
-        router: UrlDispatcher | None = None,
+        router: UrlDispatcher | AbstractRouter | None = None,
         middlewares: Iterable[Middleware] = (),
         handler_args: dict[str, Any] | None = None,
         client_max_size: int | None = 1024**2,
@@ -362,8 +363,11 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
             router = UrlDispatcher()
         else:
             warnings.warn("router argument is deprecated", DeprecationWarning, stacklevel=2)
-            if not isinstance(router, UrlDispatcher):
-                raise TypeError(f"router should be a UrlDispatcher, got {router!r}")
+            if not isinstance(router, UrlDispatcher | AbstractRouter):
+                raise TypeError(
+                    "router should be a UrlDispatcher or a forkloop.abc.AbstractRouter, "
+                    f"got {router!r}"
+                )
         if loop is not None:
             warnings.warn("loop argument is deprecated", DeprecationWarning, stacklevel=2)
         if debug is not ...:
@@ -371,7 +375,11 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         # None or 0: no limit, as in aiohttp.
         if client_max_size is not None and client_max_size < 0:
             raise ValueError(f"client_max_size must be >= 0, got {client_max_size}")
-        self._router = router
+        # A router of the app's own (aiohttp's AbstractRouter) is resolved through its
+        # resolve() for every request (_handle_custom_router); typed as the UrlDispatcher
+        # that every other router is.
+        self._custom_router = isinstance(router, AbstractRouter)
+        self._router = cast(UrlDispatcher, router)  # aiohttp 3.14 never calls its post_init()
         self._loop = loop
         self._handler_args = handler_args
         self.logger = logger
@@ -626,6 +634,8 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
     def _routes_with_apps(
         self, apps: tuple[Application, ...]
     ) -> Iterator[tuple[AbstractRoute, tuple[Application, ...]]]:
+        if self._custom_router:  # its routes are known only when it resolves a request
+            return
         for resource in self._router.resources():
             if isinstance(resource, PrefixedSubAppResource):
                 subapp = resource._app
@@ -669,7 +679,7 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         self.freeze()
         kwargs["debug"] = self._debug
         kwargs.update(self._handler_args or {})
-        handle: Any = self._handle  # called with the app's requests (its request factory's)
+        handle: Any = self._server_handler()
         return Server(handle, request_factory=self._request_factory(loop), loop=loop, **kwargs)
 
     # -- per request ----------------------------------------------------------------------
@@ -724,6 +734,26 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         if handler is None:
             handler = self._chain_for(match_info)
         return await handler(request)
+
+    def _server_handler(self) -> Handler:
+        """What the server calls with each of the app's requests (its request factory's):
+        ``_handle``, or ``_handle_custom_router`` for a router of the app's own."""
+        return self._handle_custom_router if self._custom_router else self._handle
+
+    async def _handle_custom_router(self, request: Request) -> StreamResponse:
+        """``_handle`` for a router that is not a UrlDispatcher, as aiohttp handles every
+        request: await its ``resolve()``, then the middleware chain around its handler."""
+        match_info = await self._router.resolve(request)
+        match_info.add_app(self)
+        match_info.freeze()
+        request._match_info = match_info
+        if request._head.expect:
+            resp = await match_info.expect_handler(request)
+            if resp is not None:
+                return resp
+        if not self._run_middlewares:
+            return await match_info.handler(request)
+        return await self._chain_for(match_info)(request)
 
     def _chain_for(self, match_info: UrlMappingMatchInfo) -> Handler:
         apps = match_info.apps

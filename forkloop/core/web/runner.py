@@ -352,7 +352,7 @@ class AppRunner(BaseRunner):
         observers.extend(app.get(OBSERVERS_KEY, ()) if hasattr(app, "get") else ())
         kwargs.setdefault("debug", getattr(app, "_debug", False) is True)
         server = Server(
-            app._handle,
+            app._server_handler(),
             request_factory=(
                 app._request_factory(loop)
                 if hasattr(app, "_request_factory")

@@ -1023,6 +1023,42 @@ def _index_key(resource: AbstractResource) -> str:
     return key.rstrip("/") or "/"
 
 
+class AbstractRouter(abc.ABC):
+    """aiohttp.abc's router interface, for ``Application(router=...)`` with a router that is not
+    a :class:`UrlDispatcher` (importable as ``forkloop.abc.AbstractRouter``).
+
+    The application awaits :meth:`resolve` for every request and builds the middleware chain
+    around the handler of the match info it returns (a :class:`UrlMappingMatchInfo`, or a
+    :class:`MatchInfoError` for a 404/405), as aiohttp does; the resolution cache and the
+    chains prepared at start-up are a :class:`UrlDispatcher`'s alone.
+    """
+
+    def __init__(self) -> None:
+        self._frozen = False
+
+    def post_init(self, app: Application) -> None:  # noqa: B027 - optional, as in aiohttp
+        """aiohttp's hook for a router that wants its application; aiohttp 3.14's
+        Application does not call it, nor does forkloop's."""
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    def freeze(self) -> None:
+        self._frozen = True
+
+    @abc.abstractmethod
+    async def resolve(self, request: Request) -> UrlMappingMatchInfo:
+        """The match info of ``request``."""
+
+
+class AbstractMatchInfo(abc.ABC):  # noqa: B024 - aiohttp.abc's name; UrlMappingMatchInfo registers
+    """aiohttp.abc's match-info interface; :class:`UrlMappingMatchInfo` is registered as one."""
+
+
+AbstractMatchInfo.register(UrlMappingMatchInfo)
+
+
 class UrlDispatcher(Mapping[str, AbstractResource]):
     """The router: registers resources and routes, resolves requests, builds URLs.
 
