@@ -6,8 +6,8 @@ and the same errors as ``json.dumps``. Compiled (setup.py); imports nothing of o
 
 Two ways to the same text, one predicate between them: a flat object (a ``dict`` whose keys are
 ``str`` and whose values are ``str``, ``int``, ``bool`` or ``None``; the common JSON answer) is
-written here, each string escaped by the json module's own escaper; anything else goes to one
-shared C encoder of the json module, or to ``json.dumps`` itself.
+written here, each string escaped by the json module's own escaper; anything else is
+``json.dumps`` itself (no encoder state shared between calls or threads).
 """
 
 from __future__ import annotations
@@ -20,25 +20,7 @@ __all__ = ["dumps"]
 
 # json.dumps's string escaper (ensure_ascii=True): the C one when the accelerator is there.
 _escape: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
-_make_encoder: Final[Any] = getattr(json.encoder, "c_make_encoder", None)
-# One C encoder with json.dumps' default settings (JSONEncoder.encode builds a new one per
-# call), and its table of containers being encoded (circular-reference detection).
-_MARKERS: Final[dict[int, Any]] = {}
-_ENCODER: Final[Any] = (
-    None
-    if _make_encoder is None
-    else _make_encoder(
-        _MARKERS,
-        json.JSONEncoder().default,
-        json.encoder.encode_basestring_ascii,
-        None,  # indent
-        ": ",
-        ", ",
-        False,  # sort_keys
-        False,  # skipkeys
-        True,  # allow_nan
-    )
-)
+_json_dumps: Final[Callable[[Any], str]] = json.dumps
 
 
 def dumps(data: Any) -> str:
@@ -47,16 +29,7 @@ def dumps(data: Any) -> str:
         text = _flat_object(data)
         if text is not None:
             return text
-    if _ENCODER is None or _MARKERS or isinstance(data, str):
-        return json.dumps(data)
-    # The shared C encoder's marker table is empty between calls; it is not while another
-    # thread is inside an encoding (a dict subclass's Python items() can let one in) or after
-    # a failure: then json.dumps does it, and a failure empties the table.
-    try:
-        return "".join(_ENCODER(data, 0))
-    except BaseException:
-        _MARKERS.clear()
-        raise
+    return _json_dumps(data)
 
 
 def _flat_object(data: dict[Any, Any]) -> str | None:
