@@ -6,6 +6,8 @@ from __future__ import annotations
 from email.utils import parsedate_to_datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from forkloop.core.http.errors import (
     BadRequest,
@@ -54,6 +56,24 @@ def test_response_head_refuses_injection(name: str, value: str) -> None:
 def test_response_head_refuses_nul(name: str, value: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         response_head(status_line((1, 1), 200), [(name, value)])
+
+
+# Text with the forbidden characters among ordinary ones, so both outcomes are drawn often.
+_HEADER_TEXT = st.text(alphabet=st.sampled_from("ab :\t\r\n\x00\u00e9"), max_size=8)
+
+
+@given(st.lists(st.tuples(_HEADER_TEXT, _HEADER_TEXT), max_size=5))
+def test_response_head_refuses_exactly_the_injections(headers: list[tuple[str, str]]) -> None:
+    """The whole-head count refuses a head iff some name or value holds CR, LF or NUL; an
+    accepted head is the lines as given."""
+    bad = any(c in text for pair in headers for text in pair for c in "\r\n\x00")
+    if bad:
+        with pytest.raises(ValueError, match="newline or NUL"):
+            response_head(status_line((1, 1), 200), headers)
+        return
+    head = response_head(status_line((1, 1), 200), iter(headers))  # any iterable, once
+    expected = "".join(f"{n}: {v}\r\n" for n, v in headers)
+    assert head == b"HTTP/1.1 200 OK\r\n" + expected.encode() + b"\r\n"
 
 
 def test_chunk_framing() -> None:

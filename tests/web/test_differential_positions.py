@@ -9,7 +9,9 @@ scenario is sent three ways, with a raw socket client:
 - ``keepalive5``: the 5th request of a keep-alive connection, after four requests that set
   context variables (in a middleware, the handler and an ``on_response_prepare`` hook) or
   catch a cancellation of their task;
-- ``pipelined``: the 3rd of four requests sent in one write (two of those warm-ups before it).
+- ``pipelined``: the 3rd of four requests sent in one write (two of those warm-ups before it);
+- ``first-close`` and ``keepalive5-close``: as ``first`` and ``keepalive5``, the request saying
+  ``Connection: close``; whether the server then closed the connection is part of the outcome.
 
 Status, headers (the values of ``Date`` and ``Server`` only where the server set them) and body
 must be the same. A request that gets no response (the connection closed) is an outcome too.
@@ -41,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "server"))
 
 from rawhttp import Incomplete, RawClient, request_bytes
 
-POSITIONS = ("first", "keepalive5", "pipelined")
+POSITIONS = ("first", "keepalive5", "pipelined", "first-close", "keepalive5-close")
 APP_DATE = "Thu, 01 Jan 2026 00:00:00 GMT"
 
 # Set by requests to /set (middleware, handler, hook); read by /whoami. A fresh request must
@@ -254,6 +256,10 @@ async def _outcome(client: RawClient, method: str) -> tuple[Any, ...]:
 async def exchange(host: str, port: int, data: bytes, method: str, position: str) -> Any:
     """The response to ``data`` sent at ``position`` on a new connection."""
     client = await RawClient.connect(host, port)
+    closing = position.endswith("-close")
+    if closing:
+        position = position.removesuffix("-close")
+        data = data.replace(b"\r\n", b"\r\nConnection: close\r\n", 1)
     try:
         if position == "first":
             await client.send(data)
@@ -269,7 +275,10 @@ async def exchange(host: str, port: int, data: bytes, method: str, position: str
                 assert warm.status == 200, warm
         if position == "keepalive5":
             await client.send(data)
-        return await _outcome(client, method)
+        outcome = await _outcome(client, method)
+        if closing and outcome != ("closed without a response",):
+            outcome = (*outcome, "closed" if await client.is_closed(wait=2.0) else "left open")
+        return outcome
     finally:
         await client.close()
 
@@ -317,6 +326,9 @@ async def test_every_scenario_at_every_position_answers_like_aiohttp(
     assert got["GET /subclass"][2] == b"eof-called!"
     assert b"handler=-" in got["GET /whoami"][2]
     assert got["GET /cancelling"][2] == b"cancelling=0"
+    if position.endswith("-close"):
+        assert got["GET /whoami"][-1] == "closed"
+        assert ("connection", "close") in got["GET /whoami"][1]
 
 
 # -- issue 13, defect 5: an aiohttp Application handed to forkloop --------------------------

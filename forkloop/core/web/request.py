@@ -46,6 +46,13 @@ _RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$", re.ASCII | re.IGNORECASE)
 _NO_LIMIT: Final = sys.maxsize
 
 
+# What ``_send_plain`` did: nothing (the general path sends), or the whole response, keeping
+# or closing the connection.
+NOT_SENT: Final = 0
+SENT_KEEP_ALIVE: Final = 1
+SENT_CLOSE: Final = 2
+_CLOSE_LINE: Final = b"Connection: close\r\n\r\n"
+
 class BaseRequest(MutableMapping[str, Any]):
     """An HTTP request as a handler sees it."""
 
@@ -570,24 +577,30 @@ class BaseRequest(MutableMapping[str, Any]):
     def _has_prepare_hooks(self) -> bool:
         return False
 
-    def _send_plain(self, status: int, ctype_line: bytes, body: bytes) -> bool:
+    def _send_plain(self, status: int, ctype_line: bytes, body: bytes) -> int:
         """The request's half of the one-write predicate (``response.send_in_one_write``):
-        a keep-alive HTTP/1.1 request, not HEAD, on a connection that stays open, with no
-        ``on_response_prepare`` signal to fire. If so, writes the whole plain response
-        (``plain_message``) and returns True; else False, nothing written."""
+        an HTTP/1.1 request, not HEAD, with no ``on_response_prepare`` signal to fire. If so,
+        writes the whole plain response (``plain_message``) and returns ``SENT_KEEP_ALIVE``,
+        or ``SENT_CLOSE`` when the request or the server ends the connection with it (the
+        head then says ``Connection: close``, as ``prepare()`` writes it, and the connection
+        closes after it); else ``NOT_SENT``, nothing written."""
         head = self._head
         if (
             head.version is not HTTP11  # the parser's own; an equal copy takes the general path
             or head.method == "HEAD"
-            or not head.keep_alive
             or self._has_prepare_hooks()
         ):
-            return False
+            return NOT_SENT
         protocol = self._protocol
-        if not protocol.keep_alive:
-            return False
-        protocol.write(plain_message(status, ctype_line, len(body), protocol.head_tail(), body))
-        return True
+        if head.keep_alive and protocol.keep_alive:
+            protocol.write(plain_message(status, ctype_line, len(body), protocol.head_tail(), body))
+            return SENT_KEEP_ALIVE
+        protocol.force_close()
+        tail = protocol.head_tail()
+        # The tail ends with the blank line: Connection goes after Date and Server, before it.
+        tail = tail[: len(tail) - 2] + _CLOSE_LINE
+        protocol.write(plain_message(status, ctype_line, len(body), tail, body))
+        return SENT_CLOSE
 
     def _date_value(self) -> str:
         return self._protocol.date_value()

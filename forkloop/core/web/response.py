@@ -31,6 +31,7 @@ from ..http.serialize import plain_message, reason_phrase, response_head, status
 from .deprecations import warn_plain_response_key
 from .helpers import ETag, is_etagc, parse_content_type, parse_http_date
 from .jsontext import dumps as json_text
+from .request import NOT_SENT, SENT_KEEP_ALIVE
 from .writer import PayloadWriter
 
 if TYPE_CHECKING:
@@ -860,9 +861,10 @@ def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
     exact ``Response`` (a subclass may override ``prepare``/``write_eof``: it takes the
     general path), not started, whose head is only status line, Content-Type, Content-Length,
     Date and Server (no headers, cookies, compression, chunking, custom reason or forced
-    close; a status with a body). The request's half is ``BaseRequest._send_plain``: a
-    keep-alive HTTP/1.1 request, not HEAD, and no ``on_response_prepare`` signal to fire; it
-    then writes the head (``plain_message``) and body.
+    close; a status with a body). The request's half is ``BaseRequest._send_plain``: an
+    HTTP/1.1 request, not HEAD, and no ``on_response_prepare`` signal to fire; it then writes
+    the head (``plain_message``, with ``Connection: close`` when the connection ends with this
+    response) and body.
     """
     if type(response) is not Response:
         return False
@@ -889,10 +891,11 @@ def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
     else:
         charset = response._charset_value
         ctype_line = _CTYPE_LINES.get((ctype, charset)) or _ctype_line(ctype, charset)
-    if not request._send_plain(status, ctype_line, body):
+    sent = request._send_plain(status, ctype_line, body)
+    if sent == NOT_SENT:
         return False
     response._req = request
-    response._keep_alive = True
+    response._keep_alive = sent == SENT_KEEP_ALIVE
     response._eof_sent = True
     response._body_length = len(body)
     return True
