@@ -48,6 +48,7 @@ HOT_MODULES = [
     "forkloop/core/web/tally.py",
     "forkloop/core/web/writer.py",
     # The WebSocket codec: every message goes through the reader, the frame writer and masking.
+    "forkloop/core/websocket/channel.py",
     "forkloop/core/websocket/masking.py",
     "forkloop/core/websocket/reader.py",
     "forkloop/core/websocket/writer.py",

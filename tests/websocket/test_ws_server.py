@@ -592,7 +592,7 @@ async def test_a_fast_sender_cannot_fill_server_memory(serve: Serve) -> None:
         ws = web.WebSocketResponse(compress=False)
         await ws.prepare(request)
         await asyncio.sleep(1.0)
-        seen["queued_while_busy"] = ws._queued_bytes
+        seen["queued_while_busy"] = ws._ch.queued_bytes
         got = 0
         async for msg in ws:
             got += len(msg.data)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -42,6 +42,7 @@ from ..websocket import (
     can_handshake,
     server_handshake,
 )
+from ..websocket.channel import Channel
 from .exceptions import HTTPBadRequest, HTTPException, HTTPMethodNotAllowed, HTTPUpgradeRequired
 from .response import StreamResponse
 
@@ -67,8 +68,6 @@ _ERROR: Final = WSMsgType.ERROR
 # The 2-byte heads of unmasked, final text frames of 0..125 bytes.
 WS_CLOSED_MESSAGE: Final = WSMessage(WSMsgType.CLOSED, None, None)
 WS_CLOSING_MESSAGE: Final = WSMessage(WSMsgType.CLOSING, None, None)
-# At most this many bytes of answers wait in a batch (see WebSocketResponse._cork).
-_CORK_MAX_BYTES: Final = 64 * 1024
 
 
 class WebSocketReady(NamedTuple):
@@ -131,10 +130,10 @@ class WebSocketResponse(StreamResponse):
         self._writer_limit = writer_limit
         self._ws_protocol: str | None = None
         self._compress = False
-        self._more = False  # messages remain queued after the one just received
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._uncork_scheduled = False
+        # The hot state (queue, waiter, open/closing/closed, batching) and the per-message
+        # steps live in the compiled channel; the response keeps the rest.
+        self._ch = Channel(decode_text=decode_text, receive_timeout=receive_timeout is not None)
+        self._ch.autoping = autoping
         self._conn: HttpProtocol | None = None
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,14 +142,9 @@ class WebSocketResponse(StreamResponse):
         self._returned_writer: PayloadWriter | None = None
         self._request: BaseRequest | None = None
         self._obs: Observers | None = None
-        self._queue: collections.deque[WSMessage] = collections.deque()
-        self._queued_bytes = 0
+        self._queue: collections.deque[WSMessage] = self._ch.queue
         self._read_high = 1024 * 1024
-        self._read_paused = False
-        self._waiter: asyncio.Future[None] | None = None
         self._close_waiter: asyncio.Future[int | None] | None = None
-        self._closing = False
-        self._closed = False
         self._eof = False
         self._close_code: int | None = None
         self._exception: BaseException | None = None
@@ -216,11 +210,26 @@ class WebSocketResponse(StreamResponse):
         self._writer = FrameWriter(deflate=deflate)
         self._compress = deflate is not None
         self._obs = _observers(request)
+        ch = self._ch
+        ch.reader = self._reader
+        ch.writer = self._writer
+        ch.transport = transport
+        ch.conn = conn
+        ch.loop = self._loop
+        ch.read_high = self._read_high
+        ch.on_control = self._answer_ping
+        ch.on_close_frame = self._on_close_frame
+        ch.on_error = self._fail
+        ch.receive = self.receive
+        if self._heartbeat is not None:
+            ch.alive = self._note_alive
         if self._obs is not None:
+            ch.observed = True
+            ch.observe = self._observe_message
             for hook in self._obs.ws_opened:
                 hook(request)
         self._opened = True
-        conn.switch_protocol(self._on_data, self._on_eof)
+        conn.switch_protocol(ch.on_data, self._on_eof)
         self._reset_heartbeat()
         self._watch_shutdown()
         return writer
@@ -229,7 +238,7 @@ class WebSocketResponse(StreamResponse):
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._ch.closed
 
     @property
     def close_code(self) -> int | None:
@@ -255,72 +264,17 @@ class WebSocketResponse(StreamResponse):
 
     # -- receiving: the protocol's callbacks ---------------------------------------------
 
-    def _on_data(self, data: bytes) -> None:
-        if self._heartbeat is not None:
-            self._note_alive()
-        reader = self._reader
-        if reader is None:  # pragma: no cover - switched only after the reader exists
-            return
-        messages = reader.feed(data)
-        if messages:
-            if len(messages) == 1 and self._obs is None and not self._closed:
-                # The common case: one data message and nobody observing.
-                msg = messages[0]
-                t = msg[0]
-                if t is _TEXT or t is _BINARY:
-                    self._queue.append(msg)
-                    size = self._queued_bytes = self._queued_bytes + len(msg[1])
-                    waiter = self._waiter
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(None)
-                    if size > self._read_high:
-                        self._pause_reading()
-                else:
-                    self._deliver(messages)
-            else:
-                self._deliver(messages)
-        if reader.error is not None:
-            self._fail(reader.error)
+    def _answer_ping(self, msg: WSMessage) -> None:
+        self._send_control(0xA, msg.data)
 
-    def _pause_reading(self) -> None:
-        if not self._read_paused and self._conn is not None:
-            self._read_paused = True
-            self._conn.pause_reading()
-
-    def _deliver(self, messages: list[WSMessage]) -> None:
-        queue = self._queue
-        autoping = self._autoping
+    def _observe_message(self, direction: str) -> None:
         obs = self._obs
-        size = self._queued_bytes
-        for msg in messages:
-            t = msg.type
-            if t is _TEXT or t is _BINARY:
-                if self._closed:
-                    continue  # our close went out: later data is discarded (RFC 6455 §5.5.1)
-                size += len(msg.data)
-                queue.append(msg)
-                if obs is not None:
-                    for hook in obs.ws_message:
-                        hook(self._request, "received")
-            elif t is _PING:
-                if autoping:
-                    self._send_control(0xA, msg.data)
-                else:
-                    queue.append(msg)
-            elif t is _PONG:
-                if not autoping:
-                    queue.append(msg)
-            else:
-                self._on_close_frame(msg)
-        self._queued_bytes = size
-        if size > self._read_high:
-            self._pause_reading()
-        waiter = self._waiter
-        if waiter is not None and queue and not waiter.done():
-            waiter.set_result(None)
+        if obs is not None:
+            for hook in obs.ws_message:
+                hook(self._request, direction)
 
     def _on_close_frame(self, msg: WSMessage) -> None:
-        if self._closed:  # the reply to our close
+        if self._ch.closed:  # the reply to our close
             close_waiter = self._close_waiter
             if close_waiter is not None and not close_waiter.done():
                 close_waiter.set_result(msg.data)
@@ -328,7 +282,7 @@ class WebSocketResponse(StreamResponse):
                 self._close_code = msg.data
                 self._close_transport()
         else:  # the peer starts the closing handshake
-            self._closing = True
+            self._ch.closing = True
             self._close_code = msg.data
             self._queue.append(msg)
 
@@ -339,8 +293,8 @@ class WebSocketResponse(StreamResponse):
         queue = self._queue
         answered_first = bool(queue)
         queue.append(WSMessage(_ERROR, exc, None))
-        self._wake()
-        if self._closed:
+        self._ch.wake()
+        if self._ch.closed:
             self._close_transport()
             return
         self._close_code = exc.code
@@ -359,14 +313,14 @@ class WebSocketResponse(StreamResponse):
         if self._failure_handle is not None:
             self._failure_handle.cancel()
             self._failure_handle = None
-        if self._closed or not isinstance(exc, WebSocketError):
+        if self._ch.closed or not isinstance(exc, WebSocketError):
             return
-        self._closed = True
+        self._ch.closed = True
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        self._more = False
-        self._uncork()
+        self._ch.more = False
+        self._ch.uncork()
         if self._writer is not None:
             reason = exc.message.encode()[:123].decode("utf-8", "ignore")
             transport.write(self._writer.close(exc.code, reason))
@@ -381,13 +335,13 @@ class WebSocketResponse(StreamResponse):
     def _on_eof(self) -> None:
         """The peer closed the TCP connection (or it was lost)."""
         self._eof = True
-        if not self._closed:
-            if self._closing and self._close_code is not None:
+        if not self._ch.closed:
+            if self._ch.closing and self._close_code is not None:
                 # The peer sent its close and then EOF: answer the close before we go.
                 self._reply_close(self._close_code)
             elif self._close_code is None:
                 self._close_code = WSCloseCode.ABNORMAL_CLOSURE
-        self._closed = True
+        self._ch.closed = True
         self._cancel_heartbeat()
         if self._linger_handle is not None:
             self._linger_handle.cancel()
@@ -398,7 +352,7 @@ class WebSocketResponse(StreamResponse):
         waiter = self._close_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        self._wake()
+        self._ch.wake()
         self._close_transport()
         if self._opened:
             self._opened = False
@@ -411,14 +365,9 @@ class WebSocketResponse(StreamResponse):
         writer = self._writer
         if transport is None or writer is None or transport.is_closing():
             return
-        self._more = False
-        self._uncork()
+        self._ch.more = False
+        self._ch.uncork()
         transport.write(writer.close(_echo_code(code)))
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     # -- receiving: the API ---------------------------------------------------------------
 
@@ -428,44 +377,34 @@ class WebSocketResponse(StreamResponse):
         while True:
             if queue:
                 msg = queue.popleft()
-                self._more = bool(queue)
+                self._ch.more = bool(queue)
                 t = msg.type
                 if t is _TEXT or t is _BINARY:
-                    return self._taken(msg)
+                    return self._ch.taken(msg)
                 if t is _CLOSE:
-                    if not self._closed and self._autoclose:
+                    if not self._ch.closed and self._autoclose:
                         await self.close(code=_echo_code(msg.data))
                 elif t is _ERROR and self._failure is not None:
                     self._send_failure()
                 return msg
             if self._reader is None:
                 raise RuntimeError("Call .prepare() first")
-            if self._closed:
+            if self._ch.closed:
                 self._conn_lost += 1
                 if self._conn_lost >= THRESHOLD_CONNLOST_ACCESS:
                     raise RuntimeError("WebSocket connection is closed.")
                 return WS_CLOSED_MESSAGE
-            if self._closing:
+            if self._ch.closing:
                 return WS_CLOSING_MESSAGE
             await self._wait(timeout)
 
-    def _taken(self, msg: WSMessage) -> WSMessage:
-        """A data message left the queue: resume reading below the low mark; the message as
-        the handler gets it (a TEXT message's bytes with ``decode_text=False``)."""
-        self._queued_bytes -= len(msg[1])
-        if self._read_paused and self._queued_bytes <= self._read_high >> 2:
-            self._resume_reading()
-        if msg[0] is _TEXT and not self._decode_text:
-            return _text_as_bytes(msg)
-        return msg
-
     async def _wait(self, timeout: float | None) -> None:  # noqa: ASYNC109 - aiohttp's API
-        if self._waiter is not None:
+        if self._ch.waiter is not None:
             raise RuntimeError("Concurrent call to receive() is not allowed")
         loop = self._loop
         if loop is None:  # pragma: no cover - set by prepare()
             raise RuntimeError("Call .prepare() first")
-        waiter = self._waiter = loop.create_future()
+        waiter = self._ch.waiter = loop.create_future()
         if timeout is None:
             timeout = self._receive_timeout
         try:
@@ -475,7 +414,7 @@ class WebSocketResponse(StreamResponse):
                 async with asyncio.timeout(timeout):
                     await waiter
         finally:
-            self._waiter = None
+            self._ch.waiter = None
 
     async def receive_str(self, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109 - aiohttp's API
         """The next TEXT message's data: ``str``, or ``bytes`` with ``decode_text=False``."""
@@ -502,66 +441,11 @@ class WebSocketResponse(StreamResponse):
     def __aiter__(self) -> WebSocketResponse:
         return self
 
-    async def __anext__(self) -> WSMessage:
-        queue = self._queue
-        while True:
-            if queue:
-                t = queue[0][0]
-                if t is _TEXT or t is _BINARY:
-                    # _taken() inlined: this is every message of an ``async for`` loop.
-                    msg = queue.popleft()
-                    self._more = bool(queue)
-                    self._queued_bytes -= len(msg[1])
-                    if self._read_paused and self._queued_bytes <= self._read_high >> 2:
-                        self._resume_reading()
-                    if t is _TEXT and not self._decode_text:
-                        return _text_as_bytes(msg)
-                    return msg
-            elif (
-                self._waiter is None
-                and self._receive_timeout is None
-                and self._loop is not None
-                and not (self._closed or self._closing)
-            ):
-                # Nothing queued on an open socket: wait here rather than through receive().
-                waiter = self._waiter = self._loop.create_future()
-                try:
-                    await waiter
-                finally:
-                    self._waiter = None
-                continue
-            msg = await self.receive()
-            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                raise StopAsyncIteration
-            return msg
-
-    def _resume_reading(self) -> None:
-        if self._read_paused:
-            self._read_paused = False
-            if self._conn is not None:
-                self._conn.resume_reading()
+    def __anext__(self) -> Awaitable[WSMessage]:
+        # The channel's compiled coroutine: this is every message of an ``async for`` loop.
+        return self._ch.next_message()
 
     # -- sending ------------------------------------------------------------------------
-
-    def _check_open(self) -> FrameWriter:
-        writer = self._writer
-        if writer is None:
-            raise RuntimeError("Call .prepare() first")
-        if self._closed:
-            raise ConnectionResetError("Cannot write to closing transport")
-        return writer
-
-    def _observe_sent(self) -> None:
-        obs = self._obs
-        if obs is not None:
-            for hook in obs.ws_message:
-                hook(self._request, "sent")
-
-    async def _flush(self) -> None:
-        """After a data message: tell observers, then apply backpressure."""
-        if self._obs is not None:
-            self._observe_sent()
-        await self._drain()
 
     async def _drain(self) -> None:
         """Backpressure: wait while the transport's buffer is over its high-water mark."""
@@ -569,58 +453,15 @@ class WebSocketResponse(StreamResponse):
         if conn is not None and conn.write_paused:  # the engine's flag, as PayloadWriter uses
             await conn.drain()
 
-    def _write(self, frame: bytes) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            raise ConnectionResetError("Cannot write to closing transport")
-        if self._more or self._pending:
-            self._cork(frame)
-        else:
-            transport.write(frame)
+    def send_str(self, data: str, compress: int | bool | None = None) -> Coroutine[Any, Any, None]:
+        """Send a TEXT message (a coroutine, as aiohttp's; the compiled channel's)."""
+        return self._ch.send_str(data, compress)
 
-    def _cork(self, frame: bytes) -> None:
-        """Batch frames while the handler still has queued messages to answer.
-
-        A client that pipelines gets its answers in one ``write`` per batch instead of one
-        per message; the batch goes out when the queue is empty, past ``_CORK_MAX_BYTES``,
-        or at the latest on the next loop iteration.
-        """
-        pending = self._pending
-        pending.append(frame)
-        self._pending_size += len(frame)
-        if not self._more or self._pending_size > _CORK_MAX_BYTES:
-            self._uncork()
-        elif not self._uncork_scheduled and self._loop is not None:
-            self._uncork_scheduled = True
-            self._loop.call_soon(self._uncork)
-
-    def _uncork(self) -> None:
-        self._uncork_scheduled = False
-        pending = self._pending
-        if not pending:
-            return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
-        pending.clear()
-        self._pending_size = 0
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
-
-    async def send_str(self, data: str, compress: int | bool | None = None) -> None:
-        if not isinstance(data, str):
-            raise TypeError(f"data argument must be str ({type(data)!r})")
-        writer = self._check_open()
-        self._write(writer.message(1, data.encode("utf-8"), _compress_flag(compress)))
-        await self._flush()
-
-    async def send_bytes(
+    def send_bytes(
         self, data: bytes | bytearray | memoryview, compress: int | bool | None = None
-    ) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"data argument must be byte-ish ({type(data)!r})")
-        writer = self._check_open()
-        self._write(writer.message(2, bytes(data), _compress_flag(compress)))
-        await self._flush()
+    ) -> Coroutine[Any, Any, None]:
+        """Send a BINARY message (a coroutine, as aiohttp's; the compiled channel's)."""
+        return self._ch.send_bytes(data, compress)
 
     async def send_json(
         self,
@@ -635,12 +476,14 @@ class WebSocketResponse(StreamResponse):
         self, message: bytes, opcode: WSMsgType | int, compress: int | bool | None = None
     ) -> None:
         """Send one whole message or control frame with ``opcode``."""
-        writer = self._check_open()
+        writer = self._ch.check_open()
         op = int(opcode)
         if op in (1, 2):
-            self._write(writer.message(op, bytes(message), _compress_flag(compress)))
-        elif op in (9, 10):
-            self._write(writer.control(op, bytes(message)))
+            if self._ch.put_message(op, bytes(message), compress):
+                await self._drain()
+            return
+        if op in (9, 10):
+            self._ch.write(writer.control(op, bytes(message)))
             await self._drain()
             return
         elif op == 8:
@@ -650,31 +493,30 @@ class WebSocketResponse(StreamResponse):
             return
         else:
             raise ValueError(f"cannot send a frame with opcode {op}")
-        await self._flush()
 
     async def ping(self, message: bytes | str = b"") -> None:
-        writer = self._check_open()
+        writer = self._ch.check_open()
         payload = message.encode("utf-8") if isinstance(message, str) else bytes(message)
-        self._write(writer.control(0x9, payload))
+        self._ch.write(writer.control(0x9, payload))
         await self._drain()
 
     async def pong(self, message: bytes | str = b"") -> None:
-        writer = self._check_open()
+        writer = self._ch.check_open()
         payload = message.encode("utf-8") if isinstance(message, str) else bytes(message)
-        self._write(writer.control(0xA, payload))
+        self._ch.write(writer.control(0xA, payload))
         await self._drain()
 
     def _send_control(self, opcode: int, payload: bytes) -> None:
         """Answer a ping from the data callback (no await): bounded by pausing the reads."""
         writer = self._writer
         transport = self._transport
-        if writer is None or transport is None or transport.is_closing() or self._closed:
+        if writer is None or transport is None or transport.is_closing() or self._ch.closed:
             return
         transport.write(writer.control(opcode, payload))
         conn = self._conn
-        if conn is not None and conn.write_paused and not self._read_paused:
+        if conn is not None and conn.write_paused and not self._ch.read_paused:
             # The peer pings faster than it reads our pongs: stop reading until they drain.
-            self._read_paused = True
+            self._ch.read_paused = True
             conn.pause_reading()
             if self._loop is not None:
                 self._loop.create_task(self._resume_after_drain(conn))
@@ -684,8 +526,8 @@ class WebSocketResponse(StreamResponse):
             await conn.drain()
         except ConnectionError:
             return
-        if self._read_paused and self._queued_bytes <= self._read_high >> 2:
-            self._read_paused = False
+        if self._ch.read_paused and self._ch.queued_bytes <= self._read_high >> 2:
+            self._ch.read_paused = False
             conn.resume_reading()
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -710,17 +552,17 @@ class WebSocketResponse(StreamResponse):
         if writer is None:
             raise RuntimeError("Call .prepare() first")
         self._cancel_heartbeat()
-        if self._waiter is not None and not self._closed and not self._waiter.done():
+        if self._ch.waiter is not None and not self._ch.closed and not self._ch.waiter.done():
             # Break a receive() waiting in another task (aiohttp returns CLOSING there).
             self._queue.append(WS_CLOSING_MESSAGE)
-            self._waiter.set_result(None)
-        if self._closed:
+            self._ch.waiter.set_result(None)
+        if self._ch.closed:
             return False
         frame = writer.close(code, message)
-        self._closed = True
-        self._more = False
+        self._ch.closed = True
+        self._ch.more = False
         try:
-            self._write(frame)
+            self._ch.write(frame)
             if drain and self._conn is not None:
                 await self._conn.drain()
         except asyncio.CancelledError:
@@ -732,7 +574,7 @@ class WebSocketResponse(StreamResponse):
             self._close_code = WSCloseCode.ABNORMAL_CLOSURE
             self._close_transport()
             return True
-        if self._closing or self._eof:
+        if self._ch.closing or self._eof:
             self._close_transport()
             return True
         return await self._await_close_reply()
@@ -782,7 +624,7 @@ class WebSocketResponse(StreamResponse):
         if self._pong_handle is not None:
             self._pong_handle.cancel()
             self._pong_handle = None
-        if self._heartbeat_handle is None and not self._closed and self._heartbeat is not None:
+        if self._heartbeat_handle is None and not self._ch.closed and self._heartbeat is not None:
             # The pong (or any data) after a ping: start the next period.
             self._heartbeat_handle = loop.call_at(
                 self._last_data + self._heartbeat, self._send_heartbeat
@@ -795,7 +637,7 @@ class WebSocketResponse(StreamResponse):
         self._heartbeat_handle = None
         loop = self._loop
         heartbeat = self._heartbeat
-        if self._closed or heartbeat is None or loop is None:
+        if self._ch.closed or heartbeat is None or loop is None:
             return
         due = self._last_data + heartbeat
         if loop.time() < due:
@@ -807,16 +649,16 @@ class WebSocketResponse(StreamResponse):
 
     def _pong_not_received(self) -> None:
         self._pong_handle = None
-        if self._closed:
+        if self._ch.closed:
             return
         heartbeat = self._heartbeat if self._heartbeat is not None else 0.0
         exc = PongTimeoutError(f"No PONG received after {heartbeat / 2.0} seconds")
         self._exception = exc
         self._close_code = WSCloseCode.ABNORMAL_CLOSURE
-        self._closed = True
+        self._ch.closed = True
         self._cancel_heartbeat()
         self._queue.append(WSMessage(_ERROR, exc, None))
-        self._wake()
+        self._ch.wake()
         self._close_transport()
 
     def _cancel_heartbeat(self) -> None:
@@ -833,7 +675,7 @@ class WebSocketResponse(StreamResponse):
             self._conn.add_shutdown_callback(self._on_server_shutdown)
 
     def _on_server_shutdown(self) -> None:
-        if self._closed or self._loop is None:
+        if self._ch.closed or self._loop is None:
             return
         if self._conn is not None and self._conn.transport is None:
             return
@@ -844,19 +686,6 @@ class WebSocketResponse(StreamResponse):
             await self.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         except ConnectionError:  # pragma: no cover - the peer left meanwhile
             self._close_transport()
-
-
-def _text_as_bytes(msg: WSMessage) -> WSMessage:
-    # decode_text=False (aiohttp): a TEXT message's data as the UTF-8 bytes received. The
-    # reader still validated them (RFC 6455 section 8.1), unlike aiohttp's, which skips that.
-    return WSMessage(_TEXT, msg.data.encode("utf-8"), msg.extra)
-
-
-def _compress_flag(compress: int | bool | None) -> bool | None:
-    """aiohttp's per-message ``compress`` (a window size or None) as on/off/default."""
-    if compress is None:
-        return None
-    return bool(compress)
 
 
 def _http_error(exc: HandshakeError, method: str) -> HTTPException:
