@@ -26,6 +26,7 @@ the codec.
 from __future__ import annotations
 
 import codecs
+from typing import Final
 
 from .deflate import Inflater
 from .errors import WebSocketError
@@ -34,17 +35,21 @@ from .models import WSMessage, WSMsgType, close_code_valid
 
 __all__ = ["FrameReader", "parse_close_payload"]
 
-_TEXT = WSMsgType.TEXT
-_BINARY = WSMsgType.BINARY
-_CLOSE = WSMsgType.CLOSE
-_PING = WSMsgType.PING
-_PONG = WSMsgType.PONG
-_DATA_TYPES = {1: _TEXT, 2: _BINARY}
-_utf8_decoder = codecs.getincrementaldecoder("utf-8")
-_UNBOUNDED = 1 << 64
-_SHORT = 128  # payloads shorter than this are unmasked inline
-_SHORT_REPEAT = _SHORT // 4
-_new = tuple.__new__
+# Final: the compiled module keeps these in C statics instead of looking them up per frame.
+_TEXT: Final = WSMsgType.TEXT
+_BINARY: Final = WSMsgType.BINARY
+_CLOSE: Final = WSMsgType.CLOSE
+_PING: Final = WSMsgType.PING
+_PONG: Final = WSMsgType.PONG
+_utf8_decoder: Final = codecs.getincrementaldecoder("utf-8")
+_UNBOUNDED: Final = 1 << 64
+_SHORT: Final = 128  # payloads shorter than this are unmasked inline
+_new: Final = tuple.__new__
+_from_bytes: Final = int.from_bytes
+# _REPEAT[w]: 1 in each of w 32-bit words, so mask * _REPEAT[w] repeats a 4-byte mask w times;
+# _LOW[n]: the low n bytes.
+_REPEAT: Final = tuple(sum(1 << (32 * i) for i in range(w)) for w in range(_SHORT // 4 + 1))
+_LOW: Final = tuple((1 << (8 * n)) - 1 for n in range(_SHORT))
 # Frames of one fragmented message. Autobahn's 9.3.1 sends 4 MiB in 64-byte fragments (65,536).
 MAX_FRAGMENTS = 1 << 17
 
@@ -63,6 +68,14 @@ def parse_close_payload(payload: bytes) -> tuple[int, str]:
     except UnicodeDecodeError:
         raise WebSocketError(1007, "close reason is not valid UTF-8") from None
     return code, reason
+
+
+def _unmask_short(data: bytes, at: int, start: int, length: int) -> bytes:
+    """The ``length`` (< 128) payload bytes at ``start`` unmasked with the key at ``at``:
+    one XOR of integers (no call per byte, no repeated key bytes)."""
+    key = data[at] | (data[at + 1] << 8) | (data[at + 2] << 16) | (data[at + 3] << 24)
+    key = (key * _REPEAT[(length + 3) >> 2]) & _LOW[length]
+    return (_from_bytes(data[start : start + length], "little") ^ key).to_bytes(length, "little")
 
 
 def _check_control(b0: int, length: int) -> None:
@@ -163,10 +176,7 @@ class FrameReader:
                 if length > self._fast_max:
                     pass  # over the limit: the general path reports it
                 elif length < _SHORT:
-                    payload = (
-                        int.from_bytes(data[6:], "little")
-                        ^ int.from_bytes((data[2:6] * _SHORT_REPEAT)[:length], "little")
-                    ).to_bytes(length, "little")
+                    payload = _unmask_short(data, 2, 6, length)
                     if b0 == 0x81:
                         try:
                             return [_new(WSMessage, (_TEXT, payload.decode("utf-8"), ""))]
@@ -251,11 +261,7 @@ class FrameReader:
                 # Fast path: a whole unfragmented, uncompressed text or binary message.
                 if mask:
                     if length < _SHORT:
-                        # Inline XOR of short payloads as integers (no call, no copy).
-                        payload = (
-                            int.from_bytes(data[start:end], "little")
-                            ^ int.from_bytes((mask * _SHORT_REPEAT)[:length], "little")
-                        ).to_bytes(length, "little")
+                        payload = _unmask_short(data, start - 4, start, length)
                     else:
                         payload = apply_mask(mask, data[start:end])
                 else:

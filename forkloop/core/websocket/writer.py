@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import Final
 
 from .deflate import DeflateParams, Deflater
 from .masking import apply_mask
@@ -18,6 +19,12 @@ __all__ = ["FrameWriter", "build_frame"]
 
 _PACK_16 = struct.Struct("!BBH").pack
 _PACK_64 = struct.Struct("!BBQ").pack
+# The 2-byte heads of unmasked, final text (1) and binary (2) frames of 0..125 bytes.
+_SHORT_HEADS: Final = (
+    (),
+    tuple(bytes((0x81, n)) for n in range(126)),
+    tuple(bytes((0x82, n)) for n in range(126)),
+)
 
 
 def build_frame(
@@ -59,8 +66,8 @@ class FrameWriter:
         deflater = self._deflater
         if deflater is not None and compress is not False:
             return build_frame(opcode, deflater.deflate(payload), rsv1=True, mask=self._mask)
-        if not self._mask and len(payload) < 126:
-            return bytes((0x80 | opcode, len(payload))) + payload
+        if not self._mask and len(payload) < 126 and (opcode == 1 or opcode == 2):
+            return _SHORT_HEADS[opcode][len(payload)] + payload
         return build_frame(opcode, payload, mask=self._mask)
 
     def control(self, opcode: int, payload: bytes = b"") -> bytes:
