@@ -430,3 +430,18 @@ def test_valid_text_split_inside_a_frame_and_a_sequence() -> None:
         got.extend(reader.feed(wire[i : i + 7]))
     assert reader.error is None
     assert [m.data for m in got] == [text]
+
+
+@pytest.mark.parametrize("length", range(131))
+def test_every_short_length_unmasks_alone_and_in_a_batch(length: int) -> None:
+    # Frames under 128 bytes are unmasked as integers, in the one-frame path of feed() and in
+    # its loop; each length ends the repeated key at a different offset.
+    payload = os.urandom(length)
+    text = payload.hex()[:length]
+    frames = [build_frame(2, payload, mask=True), build_frame(1, text.encode(), mask=True)]
+    expected = [WSMessage(WSMsgType.BINARY, payload, ""), WSMessage(WSMsgType.TEXT, text, "")]
+    alone = FrameReader()
+    assert [m for f in frames for m in alone.feed(f)] == expected
+    batch = FrameReader()
+    assert batch.feed(b"".join(frames)) == expected
+    assert alone.error is None and batch.error is None

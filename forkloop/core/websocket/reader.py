@@ -46,10 +46,6 @@ _UNBOUNDED: Final = 1 << 64
 _SHORT: Final = 128  # payloads shorter than this are unmasked inline
 _new: Final = tuple.__new__
 _from_bytes: Final = int.from_bytes
-# _REPEAT[w]: 1 in each of w 32-bit words, so mask * _REPEAT[w] repeats a 4-byte mask w times;
-# _LOW[n]: the low n bytes.
-_REPEAT: Final = tuple(sum(1 << (32 * i) for i in range(w)) for w in range(_SHORT // 4 + 1))
-_LOW: Final = tuple((1 << (8 * n)) - 1 for n in range(_SHORT))
 # Frames of one fragmented message. Autobahn's 9.3.1 sends 4 MiB in 64-byte fragments (65,536).
 MAX_FRAGMENTS = 1 << 17
 
@@ -72,10 +68,13 @@ def parse_close_payload(payload: bytes) -> tuple[int, str]:
 
 def _unmask_short(data: bytes, at: int, start: int, length: int) -> bytes:
     """The ``length`` (< 128) payload bytes at ``start`` unmasked with the key at ``at``:
-    one XOR of integers (no call per byte, no repeated key bytes)."""
-    key = data[at] | (data[at + 1] << 8) | (data[at + 2] << 16) | (data[at + 3] << 24)
-    key = (key * _REPEAT[(length + 3) >> 2]) & _LOW[length]
-    return (_from_bytes(data[start : start + length], "little") ^ key).to_bytes(length, "little")
+    one XOR of two integers (no work per byte in Python)."""
+    words = (length + 3) >> 2
+    key = _from_bytes(data[at : at + 4] * words, "little")
+    payload = _from_bytes(data[start : start + length], "little") ^ key
+    if length & 3:  # the key covers whole words: its top bytes XOR zero bytes
+        return payload.to_bytes(words << 2, "little")[:length]
+    return payload.to_bytes(length, "little")
 
 
 def _check_control(b0: int, length: int) -> None:
