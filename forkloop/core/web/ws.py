@@ -7,17 +7,21 @@ closing handshake, and close 1001 when the server shuts down. The codec
 (``forkloop.core.websocket``) does all parsing and framing; this module only moves bytes and
 messages. Imports ``core.websocket``, ``core.hooks``, ``core.server`` and ``core.web``.
 
-Theory of operation. After ``prepare()`` every received byte goes to ``_on_data`` (the
-protocol's ``switch_protocol``), which runs the reader, answers pings (``autoping``), notes
-pongs, and queues the other messages. ``receive()`` pops the queue without suspending when a
-message is waiting; otherwise it waits on one future that ``_on_data`` completes. Above
-``read_buffer_high_bytes`` of unread messages the socket stops being read until ``receive()``
-catches up. ``send_*`` frames the message, writes it, and waits on ``drain()`` only while the
-transport's buffer is above its high-water mark. States: open; ``_closing`` (the peer's close
-arrived); ``_closed`` (our close went out, or the connection is gone). A protocol violation
-sends close with the reader's code (1002/1007/1009), half-closes, and ``receive()`` returns an
-ERROR message; messages that arrived before the violation are answered first. Answers sent
-while more received messages wait in the queue are batched into one write (``_cork``).
+Theory of operation. The per-message work lives in a ``Channel``
+(``forkloop.core.websocket.channel``, compiled with mypyc): after ``prepare()`` every received
+byte goes to its ``on_data`` (the protocol's ``switch_protocol``), which runs the reader, queues
+data messages and wakes the receiver; pings (``autoping``), close frames and protocol errors
+come back here through the callbacks the response gives it. ``receive()`` pops the queue
+without suspending when a message is waiting; otherwise it waits on one future that
+``on_data`` completes; ``async for`` and ``send_str``/``send_bytes`` are the channel's
+compiled coroutines. Above ``read_buffer_high_bytes`` of unread messages the socket stops
+being read until ``receive()`` catches up. ``send_*`` frames the message, writes it, and
+waits on ``drain()`` only while the transport's buffer is above its high-water mark. States:
+open; ``closing`` (the peer's close arrived); ``closed`` (our close went out, or the
+connection is gone); both flags live on the channel. A protocol violation sends close with
+the reader's code (1002/1007/1009), half-closes, and ``receive()`` returns an ERROR message;
+messages that arrived before the violation are answered first. Answers sent while more
+received messages wait in the queue are batched into one write (``Channel.cork``).
 """
 
 from __future__ import annotations

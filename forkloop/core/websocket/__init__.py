@@ -2,7 +2,8 @@
 
 No asyncio and nothing of ours is imported here: ``forkloop.core.web.ws`` is the adapter.
 Modules: ``models`` (message types, close codes), ``errors``, ``handshake``, ``reader``
-(bytes -> messages), ``writer`` (messages -> bytes), ``masking``, ``deflate`` (RFC 7692).
+(bytes -> messages), ``writer`` (messages -> bytes), ``masking``, ``deflate`` (RFC 7692),
+``channel`` (the per-message engine the adapter drives, handed its loop and transport).
 """
 
 from __future__ import annotations
