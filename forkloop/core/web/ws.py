@@ -215,12 +215,14 @@ class WebSocketResponse(StreamResponse):
         self._compress = deflate is not None
         self._obs = _observers(request)
         ch = self._ch
-        ch.reader = self._reader
-        ch.writer = self._writer
-        ch.transport = transport
-        ch.conn = conn
-        ch.loop = self._loop
-        ch.read_high = self._read_high
+        ch.attach(
+            loop=self._loop,
+            transport=transport,
+            conn=conn,
+            reader=self._reader,
+            writer=self._writer,
+            read_high=self._read_high,
+        )
         ch.on_control = self._answer_ping
         ch.on_close_frame = self._on_close_frame
         ch.on_error = self._fail

@@ -87,6 +87,33 @@ class Channel:
         self.on_close_frame: Callable[[WSMessage], None] = _ignore_messages_one
         self.on_error: Callable[[Any], None] = _ignore_error
         self.receive: Callable[[], Awaitable[WSMessage]] | None = None
+        # Bound methods looked up once (a call through them skips the method lookup).
+        self.append: Callable[[WSMessage], None] = self.queue.append
+        self.popleft: Callable[[], WSMessage] = self.queue.popleft
+        self.new_future: Callable[[], Any] = _no_loop
+        self.is_closing: Callable[[], bool] = _closing
+        self.send: Callable[[bytes], None] = _no_transport
+
+    def attach(
+        self,
+        *,
+        loop: Any,
+        transport: Any,
+        conn: Any,
+        reader: FrameReader,
+        writer: FrameWriter,
+        read_high: int,
+    ) -> None:
+        """Open: hand the channel its loop, transport, connection, reader and writer."""
+        self.loop = loop
+        self.transport = transport
+        self.conn = conn
+        self.reader = reader
+        self.writer = writer
+        self.read_high = read_high
+        self.new_future = loop.create_future
+        self.is_closing = transport.is_closing
+        self.send = transport.write
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -105,7 +132,7 @@ class Channel:
                 msg = messages[0]
                 t = msg[0]
                 if t is _TEXT or t is _BINARY:
-                    self.queue.append(msg)
+                    self.append(msg)
                     size = self.queued_bytes + len(msg[1])
                     self.queued_bytes = size
                     waiter = self.waiter
@@ -188,7 +215,7 @@ class Channel:
                 msg = queue[0]
                 t = msg[0]
                 if t is _TEXT or t is _BINARY:
-                    queue.popleft()
+                    self.popleft()
                     self.more = bool(queue)
                     return self.taken(msg)
             elif (
@@ -198,7 +225,7 @@ class Channel:
                 and not (self.closed or self.closing)
             ):
                 # Nothing queued on an open socket: wait here rather than through receive().
-                waiter = self.loop.create_future()
+                waiter = self.new_future()
                 self.waiter = waiter
                 try:
                     await waiter
@@ -226,13 +253,12 @@ class Channel:
 
     def write(self, frame: bytes) -> None:
         """Write ``frame``, or add it to the batch while received messages wait."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
+        if self.transport is None or self.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
         if self.more or self.pending:
             self.cork(frame)
         else:
-            transport.write(frame)
+            self.send(frame)
 
     def cork(self, frame: bytes) -> None:
         """Batch frames while the handler still has queued messages to answer.
@@ -295,6 +321,18 @@ class Channel:
             raise TypeError(f"data argument must be byte-ish ({type(data)!r})")
         if self.put_message(2, payload, compress):
             await self.conn.drain()
+
+
+def _no_loop() -> Any:
+    raise RuntimeError("Call .prepare() first")
+
+
+def _closing() -> bool:
+    return True
+
+
+def _no_transport(data: bytes) -> None:
+    raise ConnectionResetError("Cannot write to closing transport")
 
 
 def _ignore_str(direction: str) -> None:
