@@ -444,4 +444,5 @@ def test_every_short_length_unmasks_alone_and_in_a_batch(length: int) -> None:
     assert [m for f in frames for m in alone.feed(f)] == expected
     batch = FrameReader()
     assert batch.feed(b"".join(frames)) == expected
-    assert alone.error is None and batch.error is None
+    assert alone.error is None
+    assert batch.error is None

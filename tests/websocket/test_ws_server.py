@@ -648,3 +648,36 @@ async def _send_pings(client: RawClient, ping: bytes, count: int) -> None:
     for _ in range(count // 1000):
         client.writer.write(ping * 1000)
         await client.writer.drain()
+
+
+async def test_sends_are_coroutines_for_tasks_and_gather(serve: Serve) -> None:
+    # send_str/send_bytes return the compiled channel's coroutines: tasks and gather take them,
+    # and a bad argument raises when awaited, as aiohttp's ``async def`` does.
+    seen: dict[str, Any] = {}
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        bad = ws.send_str(b"not text")  # type: ignore[arg-type]
+        seen["iscoroutine"] = asyncio.iscoroutine(bad)
+        try:
+            await bad
+        except TypeError as exc:
+            seen["error"] = str(exc)
+        await asyncio.gather(ws.send_str("one"), ws.send_bytes(bytearray(b"two")))
+        await asyncio.get_running_loop().create_task(ws.send_str("three"))
+        async for msg in ws:
+            await asyncio.ensure_future(ws.send_str(msg.data.upper()))
+        return ws
+
+    base = await serve(make_app(coros=handler))
+    async with aiohttp.ClientSession() as session, session.ws_connect(base + "/coros") as ws:
+        got = [await asyncio.wait_for(ws.receive(), 10) for _ in range(3)]
+        assert [m.data for m in got] == ["one", b"two", "three"]
+        await ws.send_str("four")
+        assert (await asyncio.wait_for(ws.receive(), 10)).data == "FOUR"
+        await ws.close()
+    assert seen == {
+        "iscoroutine": True,
+        "error": "data argument must be str (<class 'bytes'>)",
+    }
