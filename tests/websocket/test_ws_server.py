@@ -681,3 +681,27 @@ async def test_sends_are_coroutines_for_tasks_and_gather(serve: Serve) -> None:
         "iscoroutine": True,
         "error": "data argument must be str (<class 'bytes'>)",
     }
+
+
+async def test_a_subclass_anext_is_what_async_for_runs(serve: Serve) -> None:
+    # ``async for`` steps the compiled channel directly unless a subclass has its own
+    # __anext__: then that one runs, once per message.
+    class Upper(web.WebSocketResponse):
+        async def __anext__(self) -> web.WSMessage:
+            msg = await super().__anext__()
+            return web.WSMessage(msg.type, msg.data.upper(), msg.extra)
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = Upper() if request.query.get("sub") else web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            await ws.send_str(msg.data)
+        return ws
+
+    base = await serve(make_app(sub=handler))
+    async with aiohttp.ClientSession() as session:
+        for query, expected in (("?sub=1", "ABC"), ("", "abc")):
+            async with session.ws_connect(base + "/sub" + query) as ws:
+                await ws.send_str("abc")
+                assert (await asyncio.wait_for(ws.receive(), 10)).data == expected
+                await ws.close()

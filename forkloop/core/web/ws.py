@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -444,12 +444,16 @@ class WebSocketResponse(StreamResponse):
         data = await self.receive_str(timeout=timeout)
         return loads(data)
 
-    def __aiter__(self) -> WebSocketResponse:
+    def __aiter__(self) -> AsyncIterator[WSMessage]:
+        if type(self).__anext__ is WebSocketResponse.__anext__:
+            # ``async for`` steps the channel directly: its compiled ``__anext__`` is this
+            # class's, without a Python call per message. A subclass's own is kept.
+            return self._ch
         return self
 
     def __anext__(self) -> Awaitable[WSMessage]:
         # The channel's compiled coroutine: this is every message of an ``async for`` loop.
-        return self._ch.next_message()
+        return self._ch.__anext__()
 
     # -- sending ------------------------------------------------------------------------
 

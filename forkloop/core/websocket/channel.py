@@ -207,7 +207,10 @@ class Channel:
             return text_as_bytes(msg)
         return msg
 
-    async def next_message(self) -> WSMessage:
+    def __aiter__(self) -> Channel:
+        return self
+
+    async def __anext__(self) -> WSMessage:
         """``async for``'s step: the next data message; StopAsyncIteration at the close."""
         queue = self.queue
         while True:
