@@ -59,6 +59,8 @@ HOT_MODULES = [
 C_MODULES = [
     # A handler step run inside data_received, its return reported without a StopIteration.
     ("forkloop.core.server._stepping", "forkloop/core/server/_stepping.c"),
+    # Unmasking a client frame's payload: a loop in C, not big-integer arithmetic.
+    ("forkloop.core.websocket._unmask", "forkloop/core/websocket/_unmask.c"),
 ]
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import codecs
 from typing import Final
 
+from ._unmask import unmask
 from .deflate import Inflater
 from .errors import WebSocketError
 from .masking import apply_mask
@@ -45,7 +46,6 @@ _utf8_decoder: Final = codecs.getincrementaldecoder("utf-8")
 _UNBOUNDED: Final = 1 << 64
 _SHORT: Final = 128  # payloads shorter than this are unmasked inline
 _new: Final = tuple.__new__
-_from_bytes: Final = int.from_bytes
 # Frames of one fragmented message. Autobahn's 9.3.1 sends 4 MiB in 64-byte fragments (65,536).
 MAX_FRAGMENTS = 1 << 17
 
@@ -64,17 +64,6 @@ def parse_close_payload(payload: bytes) -> tuple[int, str]:
     except UnicodeDecodeError:
         raise WebSocketError(1007, "close reason is not valid UTF-8") from None
     return code, reason
-
-
-def _unmask_short(data: bytes, at: int, start: int, length: int) -> bytes:
-    """The ``length`` (< 128) payload bytes at ``start`` unmasked with the key at ``at``:
-    one XOR of two integers (no work per byte in Python)."""
-    words = (length + 3) >> 2
-    key = _from_bytes(data[at : at + 4] * words, "little")
-    payload = _from_bytes(data[start : start + length], "little") ^ key
-    if length & 3:  # the key covers whole words: its top bytes XOR zero bytes
-        return payload.to_bytes(words << 2, "little")[:length]
-    return payload.to_bytes(length, "little")
 
 
 def _check_control(b0: int, length: int) -> None:
@@ -175,7 +164,7 @@ class FrameReader:
                 if length > self._fast_max:
                     pass  # over the limit: the general path reports it
                 elif length < _SHORT:
-                    payload = _unmask_short(data, 2, 6, length)
+                    payload = unmask(data, 2, 6, length)
                     if b0 == 0x81:
                         try:
                             return [_new(WSMessage, (_TEXT, payload.decode("utf-8"), ""))]
@@ -258,13 +247,7 @@ class FrameReader:
                 and end <= n
             ):
                 # Fast path: a whole unfragmented, uncompressed text or binary message.
-                if mask:
-                    if length < _SHORT:
-                        payload = _unmask_short(data, start - 4, start, length)
-                    else:
-                        payload = apply_mask(mask, data[start:end])
-                else:
-                    payload = data[start:end]
+                payload = unmask(data, start - 4, start, length) if mask else data[start:end]
                 if b0 == 0x81:
                     out.append(_new(WSMessage, (_TEXT, payload.decode("utf-8"), "")))
                 else:
