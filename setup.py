@@ -42,6 +42,7 @@ HOT_MODULES = [
     "forkloop/core/http/parser.py",
     "forkloop/core/http/serialize.py",
     "forkloop/core/server/protocol.py",
+    "forkloop/core/web/dispatch.py",
     "forkloop/core/web/jsontext.py",
     "forkloop/core/web/lowlevel.py",
     "forkloop/core/web/request.py",

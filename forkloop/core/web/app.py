@@ -11,7 +11,7 @@ listed middleware outermost; an outer app's middlewares outside a sub-app's). Pe
 ``_handle`` resolves the route without awaiting (see ``urldispatcher``), looks the prepared
 chain up by route and awaits it: no closures or partials are created per request.
 
-Imports: ``urldispatcher``, ``request``, ``log``.
+Imports: ``urldispatcher``, ``request``, ``dispatch``, ``log``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from contextlib import AbstractAsyncContextManager
 from functools import partial, update_wrapper
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
+from .dispatch import AppDispatch
 from .log import web_logger
 from .request import Request, RequestFactory
 from .urldispatcher import (
@@ -310,6 +311,11 @@ def _fix_current_app(app: Application, handler: Handler) -> Handler:
 
     # As every wrapper of the chain, it shows the handler's attributes to outer middlewares.
     return update_wrapper(with_current_app, handler)
+
+
+async def _await_any(awaitable: Any) -> Any:
+    """``await`` as Python does it (``AppDispatch`` hands over what is not a coroutine)."""
+    return await awaitable
 
 
 def _is_new_style(middleware: object) -> bool:
@@ -737,8 +743,22 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
 
     def _server_handler(self) -> Handler:
         """What the server calls with each of the app's requests (its request factory's):
-        ``_handle``, or ``_handle_custom_router`` for a router of the app's own."""
-        return self._handle_custom_router if self._custom_router else self._handle
+        ``_handle``, or ``_handle_custom_router`` for a router of the app's own. A frozen app
+        with its own ``UrlDispatcher`` and ``_handle`` gets ``_handle`` behind the compiled
+        ``dispatch.AppDispatch``, which answers requests to a remembered plain route itself."""
+        if self._custom_router:
+            return self._handle_custom_router
+        if (
+            self._frozen
+            and type(self)._handle is Application._handle
+            and "_handle" not in self.__dict__
+            and type(self._router) is UrlDispatcher
+        ):
+            chains = self._chains if self._run_middlewares else None
+            return AppDispatch(
+                self, self._handle, _await_any, self._router._plain_hits, chains, self._self_apps
+            )
+        return self._handle
 
     async def _handle_custom_router(self, request: Request) -> StreamResponse:
         """``_handle`` for a router that is not a UrlDispatcher, as aiohttp handles every
