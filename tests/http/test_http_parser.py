@@ -7,10 +7,12 @@ events; a hypothesis property does the same for random requests, bodies and pipe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 from typing import Any
 
+import httptools
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -852,3 +854,53 @@ def test_version_from_the_line_matches_llhttp(
     the same version either way, whatever the split or pipelining."""
     heads = [e for e in feed_pieces(pieces) if isinstance(e, tuple) and e[0] == "head"]
     assert [h[3] for h in heads] == versions, label
+
+
+# The head's method and upgrade flag are read from the request line and the header names when
+# that is enough (a GET at the start of the bytes fed; no Upgrade header and not CONNECT), and
+# asked of llhttp otherwise: both answers must be llhttp's own, whole and byte by byte.
+UPGRADE_CASES = [
+    "GET / HTTP/1.1\nHost: x\n\n",
+    "GET / HTTP/1.1\nHost: x\nConnection: upgrade\n\n",
+    "GET / HTTP/1.1\nHost: x\nUpgrade: websocket\n\n",
+    "GET / HTTP/1.1\nHost: x\nConnection: Upgrade\nUpgrade: websocket\n\n",
+    "GET / HTTP/1.1\nHost: x\nconnection: keep-alive, UPGRADE\nUPGRADE: h2c\n\n",
+    "GET / HTTP/1.1\nHost: x\nupgrade: websocket\nConnection: upgrade\n\n",
+    "GET / HTTP/1.0\nConnection: upgrade\nUpgrade: websocket\n\n",
+    "POST / HTTP/1.1\nHost: x\nConnection: upgrade\nUpgrade: h2c\nContent-Length: 2\n\nab",
+    "PUT / HTTP/1.1\nHost: x\nContent-Length: 0\n\n",
+    "CONNECT example.com:443 HTTP/1.1\nHost: example.com:443\n\n",
+    "HEAD / HTTP/1.1\nHost: x\n\n",
+    "OPTIONS * HTTP/1.1\nHost: x\n\n",
+    "\nGET / HTTP/1.1\nHost: x\n\n",  # an empty line before the request line
+    "GET /a HTTP/1.1\nHost: x\n\nGET /b HTTP/1.1\nHost: x\nConnection: upgrade\nUpgrade: ws\n\n",
+]
+
+
+class _Llhttp:
+    """What llhttp itself says of each head: its method and its upgrade flag."""
+
+    def __init__(self) -> None:
+        self.heads: list[tuple[str, bool]] = []
+        self.parser = httptools.HttpRequestParser(self)
+
+    def on_headers_complete(self) -> None:
+        self.heads.append((self.parser.get_method().decode(), self.parser.should_upgrade()))
+
+
+def _llhttp_heads(data: bytes) -> list[tuple[str, bool]]:
+    reference = _Llhttp()
+    with contextlib.suppress(httptools.HttpParserUpgrade):  # the head came before it
+        reference.parser.feed_data(data)
+    return reference.heads
+
+
+@pytest.mark.parametrize("text", UPGRADE_CASES)
+@pytest.mark.parametrize("split", ["whole", "bytewise"])
+def test_method_and_upgrade_are_llhttps(text: str, split: str) -> None:
+    data = req(text)
+    expected = _llhttp_heads(data)
+    assert expected, "the reference parsed no head"
+    events = feed_pieces([data] if split == "whole" else bytewise(data))
+    heads = [e for e in events if isinstance(e, tuple) and e[0] == "head"]
+    assert [(h[1], h[7]) for h in heads] == expected

@@ -187,11 +187,13 @@ class RequestParser:
         "_max_field",
         "_max_fields",
         "_max_header_bytes",
+        "_max_line",
         "_parser",
         "_raw",
         "_slice",
         "_te",
         "_upgrade_body_left",
+        "_upgrade_named",
         "_upgraded",
         "_url",
         "heads_begun",
@@ -203,6 +205,7 @@ class RequestParser:
         self._max_field = limits.max_header_field_bytes
         self._max_header_bytes = limits.max_header_bytes
         self._max_fields = limits.max_header_count
+        self._max_line = limits.max_request_line_bytes
         self._parser = httptools.HttpRequestParser(self)
         self._events: list[Event] = []
         self._error: HttpError | None = None
@@ -223,6 +226,7 @@ class RequestParser:
         self._content_length: int | None = None
         self._te: str | None = None
         self._expect: str | None = None
+        self._upgrade_named = False  # an Upgrade header came: llhttp may see an upgrade
         self._hosts = 0
         self._between = True  # no request in progress: the next byte fed begins one
         self._line: bytes | None = None  # the bytes the current request began at the start of
@@ -367,6 +371,7 @@ class RequestParser:
         self._content_length = None
         self._te = None
         self._expect = None
+        self._upgrade_named = False
 
     def _line_version(self, method_length: int) -> HttpVersion | None:
         """The version from the request line, when the request began at the start of the bytes
@@ -384,9 +389,23 @@ class RequestParser:
             return HTTP11
         return HTTP10 if ending == _LINE_END_10 else None
 
+    def _line_is_get(self) -> bool:
+        """Whether the request line in ``_line`` (whole there, see ``_line_version``, and
+        validated by llhttp) is a GET: read from the bytes rather than asked of llhttp, whose
+        ``get_method`` is a method call that makes fresh bytes. False when unknown."""
+        line = self._line
+        return (
+            line is not None
+            and len(line) > 4
+            and line[0] == 71  # G
+            and line[1] == 69  # E
+            and line[2] == 84  # T
+            and line[3] == 32  # SP
+        )
+
     def on_url(self, url: bytes) -> None:
         self._url = self._url + url if self._url else url
-        if len(self._url) > self._limits.max_request_line_bytes:
+        if len(self._url) > self._max_line:
             self._fail(RequestLineTooLong("request line too long"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -406,19 +425,26 @@ class RequestParser:
             return  # trailer fields are counted against the limits, then dropped
         self._raw.append((name, value))
         length = len(name)
-        if length == 4 or length == 6 or length == 14 or length == 17:  # the special names
-            lname = name.lower()
-            if lname == b"content-length":
-                self._content_length = int(value)  # llhttp accepted only digits, only once
-            elif lname == b"transfer-encoding":
-                text = value.decode("latin-1")
-                self._te = text if self._te is None else f"{self._te}, {text}"
-            elif lname == b"expect":
-                self._expect = value.decode("latin-1")
-            elif lname == b"host":
-                self._hosts += 1
-                if value != self._last_host:  # a keep-alive client sends the same one again
-                    self._check_host(value)
+        # The special names (host, expect, upgrade, content-length, transfer-encoding).
+        if length == 4 or length == 6 or length == 7 or length == 14 or length == 17:
+            # Host as clients spell it by a compare: lower() is a method call on fresh bytes.
+            self._special_header(b"host" if name == b"Host" else name.lower(), value)
+
+    def _special_header(self, lname: bytes, value: bytes) -> None:
+        """Note a header whose value steers framing or checks (``lname`` lower-cased)."""
+        if lname == b"content-length":
+            self._content_length = int(value)  # llhttp accepted only digits, only once
+        elif lname == b"transfer-encoding":
+            text = value.decode("latin-1")
+            self._te = text if self._te is None else f"{self._te}, {text}"
+        elif lname == b"expect":
+            self._expect = value.decode("latin-1")
+        elif lname == b"upgrade":
+            self._upgrade_named = True
+        elif lname == b"host":
+            self._hosts += 1
+            if value != self._last_host:  # a keep-alive client sends the same one again
+                self._check_host(value)
 
     def _check_host(self, value: bytes) -> None:
         if _HOST.fullmatch(value) is None:
@@ -427,7 +453,7 @@ class RequestParser:
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        raw_method = parser.get_method()
+        raw_method = b"GET" if self._line_is_get() else parser.get_method()
         version = self._line_version(len(raw_method))
         if version is None:
             version = _VERSIONS.get(parser.get_http_version())
@@ -448,7 +474,11 @@ class RequestParser:
             if self._te.strip().lower() != "chunked":
                 self._fail(BadRequest(f"unsupported Transfer-Encoding: {self._te!r}"))
             chunked = True
-        upgrade = parser.should_upgrade()
+        # llhttp's upgrade flag (read from the parser, a method call) needs an Upgrade header
+        # (with Connection: upgrade) or CONNECT (llhttp's http.c, before on_headers_complete).
+        upgrade = (
+            parser.should_upgrade() if self._upgrade_named or raw_method == b"CONNECT" else False
+        )
         if upgrade and chunked:
             # httptools stops at the head of an upgrade request, so a chunked body would have
             # to be decoded here; no client sends one: refused, as framing is then unsure.
