@@ -2,7 +2,8 @@
 
 Owns :class:`AppDispatch`, what the server calls with each request of an app served by the
 runner (``Application._server_handler``). It is one branch of ``Application._handle`` chosen
-by one predicate, in compiled code (setup.py) rather than an interpreted coroutine: a
+by one predicate, in compiled code (setup.py) and without a coroutine of its own (it returns
+the handler's): a
 ``Request`` (exact type) whose request-target is a path the frozen router has already
 answered with a plain route for that method (``UrlDispatcher.remembered_route``: no query, no
 percent-escape) and that carries no ``Expect`` header. Such a request gets the same match
@@ -50,7 +51,9 @@ class AppDispatch:
         self._chains = chains  # route -> middleware chain; None when no middleware runs
         self._apps = apps  # the app's own (app,), as _handle stores it
 
-    async def __call__(self, request: Any) -> Any:
+    def __call__(self, request: Any) -> Awaitable[Any]:
+        """The awaitable answering ``request``: its handler's coroutine itself (no coroutine
+        of its own around it: one step less per request), or ``_handle``'s."""
         if type(request) is _Request:
             routed: Request = request
             head = routed._head
@@ -70,6 +73,6 @@ class AppDispatch:
                         routed._match_info = match_info
                         awaitable = handler(routed)
                         if type(awaitable) is _Coroutine:
-                            return await awaitable
-                        return await self._await_any(awaitable)
-        return await self._handle(request)
+                            return awaitable
+                        return self._await_any(awaitable)
+        return self._handle(request)

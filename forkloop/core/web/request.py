@@ -53,6 +53,7 @@ SENT_KEEP_ALIVE: Final = 1
 SENT_CLOSE: Final = 2
 _CLOSE_LINE: Final = b"Connection: close\r\n\r\n"
 
+
 class BaseRequest(MutableMapping[str, Any]):
     """An HTTP request as a handler sees it."""
 
