@@ -856,9 +856,10 @@ def test_version_from_the_line_matches_llhttp(
     assert [h[3] for h in heads] == versions, label
 
 
-# The head's method and upgrade flag are read from the request line and the header names when
-# that is enough (a GET at the start of the bytes fed; no Upgrade header and not CONNECT), and
-# asked of llhttp otherwise: both answers must be llhttp's own, whole and byte by byte.
+# The head's method, upgrade flag and keep-alive are read from the request line and the header
+# names when that is enough (a GET at the start of the bytes fed; no Upgrade header and not
+# CONNECT; HTTP/1.1 without a (Proxy-)Connection header), and asked of llhttp otherwise: each
+# answer must be llhttp's own, whole and byte by byte.
 UPGRADE_CASES = [
     "GET / HTTP/1.1\nHost: x\n\n",
     "GET / HTTP/1.1\nHost: x\nConnection: upgrade\n\n",
@@ -874,6 +875,14 @@ UPGRADE_CASES = [
     "OPTIONS * HTTP/1.1\nHost: x\n\n",
     "\nGET / HTTP/1.1\nHost: x\n\n",  # an empty line before the request line
     "GET /a HTTP/1.1\nHost: x\n\nGET /b HTTP/1.1\nHost: x\nConnection: upgrade\nUpgrade: ws\n\n",
+    "GET / HTTP/1.1\nHost: x\nConnection: close\n\n",
+    "GET / HTTP/1.1\nHost: x\nCONNECTION: Close\n\n",
+    "GET / HTTP/1.1\nHost: x\nProxy-Connection: close\n\n",
+    "GET / HTTP/1.1\nHost: x\nConnection: keep-alive\n\n",
+    "GET / HTTP/1.0\n\n",
+    "GET / HTTP/1.0\nConnection: keep-alive\n\n",
+    "GET / HTTP/1.0\nProxy-Connection: keep-alive\n\n",
+    "POST / HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n0\n\n",
 ]
 
 
@@ -881,14 +890,17 @@ class _Llhttp:
     """What llhttp itself says of each head: its method and its upgrade flag."""
 
     def __init__(self) -> None:
-        self.heads: list[tuple[str, bool]] = []
+        self.heads: list[tuple[str, bool, bool]] = []
         self.parser = httptools.HttpRequestParser(self)
 
     def on_headers_complete(self) -> None:
-        self.heads.append((self.parser.get_method().decode(), self.parser.should_upgrade()))
+        parser = self.parser
+        self.heads.append(
+            (parser.get_method().decode(), parser.should_upgrade(), parser.should_keep_alive())
+        )
 
 
-def _llhttp_heads(data: bytes) -> list[tuple[str, bool]]:
+def _llhttp_heads(data: bytes) -> list[tuple[str, bool, bool]]:
     reference = _Llhttp()
     with contextlib.suppress(httptools.HttpParserUpgrade):  # the head came before it
         reference.parser.feed_data(data)
@@ -897,10 +909,10 @@ def _llhttp_heads(data: bytes) -> list[tuple[str, bool]]:
 
 @pytest.mark.parametrize("text", UPGRADE_CASES)
 @pytest.mark.parametrize("split", ["whole", "bytewise"])
-def test_method_and_upgrade_are_llhttps(text: str, split: str) -> None:
+def test_method_upgrade_and_keep_alive_are_llhttps(text: str, split: str) -> None:
     data = req(text)
     expected = _llhttp_heads(data)
     assert expected, "the reference parsed no head"
     events = feed_pieces([data] if split == "whole" else bytewise(data))
     heads = [e for e in events if isinstance(e, tuple) and e[0] == "head"]
-    assert [(h[1], h[7]) for h in heads] == expected
+    assert [(h[1], h[7], h[6]) for h in heads] == expected

@@ -170,6 +170,7 @@ class RequestParser:
         "_began_in_feed",
         "_between",
         "_closed",
+        "_connection_named",
         "_content_length",
         "_error",
         "_events",
@@ -227,6 +228,7 @@ class RequestParser:
         self._te: str | None = None
         self._expect: str | None = None
         self._upgrade_named = False  # an Upgrade header came: llhttp may see an upgrade
+        self._connection_named = False  # a (Proxy-)Connection header came: ask llhttp
         self._hosts = 0
         self._between = True  # no request in progress: the next byte fed begins one
         self._line: bytes | None = None  # the bytes the current request began at the start of
@@ -372,6 +374,7 @@ class RequestParser:
         self._te = None
         self._expect = None
         self._upgrade_named = False
+        self._connection_named = False
 
     def _line_version(self, method_length: int) -> HttpVersion | None:
         """The version from the request line, when the request began at the start of the bytes
@@ -424,10 +427,20 @@ class RequestParser:
         if self._in_trailers:
             return  # trailer fields are counted against the limits, then dropped
         self._raw.append((name, value))
+        # The special names, told apart by length and first letter (as ints: cheap) before
+        # lower() (a method call making fresh bytes), which most other names never reach.
         length = len(name)
-        # The special names (host, expect, upgrade, content-length, transfer-encoding).
-        if length == 4 or length == 6 or length == 7 or length == 14 or length == 17:
-            # Host as clients spell it by a compare: lower() is a method call on fresh bytes.
+        initial = name[0] | 0x20 if length else 0  # ASCII lower case
+        if (
+            (length == 4 and initial == 0x68)  # host
+            or (length == 6 and initial == 0x65)  # expect
+            or (length == 7 and initial == 0x75)  # upgrade
+            or (length == 10 and initial == 0x63)  # connection
+            or (length == 14 and initial == 0x63)  # content-length
+            or (length == 16 and initial == 0x70)  # proxy-connection
+            or (length == 17 and initial == 0x74)  # transfer-encoding
+        ):
+            # Host as clients spell it by a compare.
             self._special_header(b"host" if name == b"Host" else name.lower(), value)
 
     def _special_header(self, lname: bytes, value: bytes) -> None:
@@ -441,6 +454,8 @@ class RequestParser:
             self._expect = value.decode("latin-1")
         elif lname == b"upgrade":
             self._upgrade_named = True
+        elif lname == b"connection" or lname == b"proxy-connection":
+            self._connection_named = True
         elif lname == b"host":
             self._hosts += 1
             if value != self._last_host:  # a keep-alive client sends the same one again
@@ -491,7 +506,12 @@ class RequestParser:
             method = raw_method.decode("ascii")
             if len(_METHODS) < 64:
                 _METHODS[raw_method] = method
-        self._keep_alive = keep_alive = parser.should_keep_alive()
+        # llhttp keeps an HTTP/1.1 request's connection open unless a Connection (or
+        # Proxy-Connection) header says close (llhttp_should_keep_alive; a request never
+        # needs the connection's end to delimit it): without such a header, no need to ask.
+        self._keep_alive = keep_alive = (
+            True if version is HTTP11 and not self._connection_named else parser.should_keep_alive()
+        )
         head = RequestHead(
             method,
             self._url.decode("utf-8", "surrogateescape"),

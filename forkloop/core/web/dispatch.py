@@ -61,7 +61,9 @@ class AppDispatch:
             by_method = self._hits.get(target)
             if by_method is not None and head.expect is None:
                 route = by_method.get(head.method)
-                if route is not None and "?" not in target and "%" not in target:
+                # No "?" or "%" test: the router remembers no path holding either, so a
+                # target equal to a remembered path is that path (request_path() unchanged).
+                if route is not None:
                     chains = self._chains
                     handler = route._handler if chains is None else chains.get(route)
                     if handler is not None:

@@ -34,6 +34,7 @@ from .deprecations import warn_returned_exception
 from .exceptions import HTTPException
 from .log import AbstractAccessLogger, AccessLogger, access_logger, server_logger
 from .request import BaseRequest
+from .request import RequestFactory as AppRequestFactory
 from .response import Response, StreamResponse, send_in_one_write
 from .tally import Tally
 
@@ -121,6 +122,10 @@ class Server:
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._handler = handler
         self._request_factory = request_factory or self._make_request
+        # An Application's own factory (compiled): called natively, not through a Python call.
+        self._app_factory: AppRequestFactory | None = (
+            request_factory if type(request_factory) is AppRequestFactory else None
+        )
         self._handler_cancellation = handler_cancellation
         self._logger = logger
         self._access_logger: AbstractAccessLogger | None = (
@@ -219,7 +224,12 @@ class Server:
     ) -> None:
         """One request cycle; the protocol runs these one at a time, in order."""
         self.requests_count += 1
-        request = self._request_factory(head, payload, protocol, None)
+        app_factory = self._app_factory
+        request = (
+            app_factory(head, payload, protocol, None)
+            if app_factory is not None
+            else self._request_factory(head, payload, protocol, None)
+        )
         protocol.request = request
         protocol.head_sent = False
         finished = self._finished

@@ -1101,6 +1101,8 @@ class UrlDispatcher(Mapping[str, AbstractResource]):
             and isinstance(info, _RoutedMatchInfo)
             and info._apps is _NO_APPS  # not through a sub-application
             and type(info._route._resource) is PlainResource  # matched by path equality
+            and "?" not in path  # a request-target equal to a remembered path is that path
+            and "%" not in path  # (AppDispatch relies on it: no query, no escapes to decode)
         ):
             # Resolution of a frozen router depends on the method and path only (domain
             # resources, which look at the Host, never get here), so remember the answer.
