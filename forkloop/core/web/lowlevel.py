@@ -29,7 +29,7 @@ from ..http.serialize import DateCache
 from ..server.admission import Admission
 from ..server.connections import ConnectionRegistry
 from ..server.protocol import HttpProtocol
-from ..server.streams import StreamReader
+from ..server.streams import EMPTY_PAYLOAD, StreamReader
 from .deprecations import warn_returned_exception
 from .exceptions import HTTPException
 from .log import AbstractAccessLogger, AccessLogger, access_logger, server_logger
@@ -43,6 +43,7 @@ from .tally import Tally
 _perf_counter: Final = time.perf_counter
 _send_in_one_write: Final = send_in_one_write
 _Response: Final = Response
+_EMPTY_PAYLOAD: Final = EMPTY_PAYLOAD
 
 __all__ = ["BaseProtocol", "RequestHandler", "Server"]
 
@@ -248,8 +249,21 @@ class Server:
             intercept = self._intercept
             if intercept is not None and (response := intercept(request)) is not None:
                 timed = False  # probes and the like: not logged or counted
+            elif head.expect is not None and head.expect.lower() != "100-continue":
+                response = self._expectation_failed(request, head.expect)
             else:
-                response = await self._respond(request, head)
+                # The handler, awaited here rather than in a coroutine of its own (one step less
+                # per request); what it raised or returned becomes the response.
+                try:
+                    result: object = await self._handler(request)
+                except (ConnectionError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:
+                    response = self._handler_error(request, exc)
+                    if response is None:
+                        raise  # part of a response is out: logged below, the connection closes
+                else:
+                    response = result if type(result) is _Response else self._checked(result)
             if _send_in_one_write(response, request):
                 # Head and body went out in one write, timed by head_tail(): the end.
                 ended = self._sent_at
@@ -285,6 +299,8 @@ class Server:
                 if tallies and sent is not None:
                     match_info = request._match_info  # None outside an Application
                     route = match_info._route if match_info is not None else None
+                    # The shared empty body of every bodiless request reads nothing, ever.
+                    received = 0 if payload is _EMPTY_PAYLOAD else payload.total_bytes
                     for tally in tallies:
                         tally.add(
                             route,
@@ -293,36 +309,37 @@ class Server:
                             head.version,
                             protocol.scheme,
                             duration,
-                            payload.total_bytes,
+                            received,
                             sent._body_length,
                         )
                 if access is not None and sent is not None and access.enabled:
                     access.log(request, sent, duration)
 
-    async def _respond(self, request: BaseRequest, head: RequestHead) -> StreamResponse:
-        if head.expect is not None and head.expect.lower() != "100-continue":
-            request.protocol.force_close()
-            return Response(status=417, text=f"417: Expectation Failed: {head.expect}")
-        try:
-            response: object = await self._handler(request)
-        except HTTPException as exc:
+    def _expectation_failed(self, request: BaseRequest, expect: str) -> Response:
+        request.protocol.force_close()
+        return Response(status=417, text=f"417: Expectation Failed: {expect}")
+
+    def _handler_error(self, request: BaseRequest, exc: Exception) -> StreamResponse | None:
+        """The response to what the handler raised (an ``HTTPException`` is one); None when
+        part of a response is already out (the caller re-raises)."""
+        if isinstance(exc, HTTPException):
             return exc
-        except HttpError as exc:  # reading the body failed: bad framing, too slow, too big
+        if isinstance(exc, HttpError):  # reading the body failed: bad framing, too slow, too big
             request.protocol.force_close()
             return Response(status=exc.status, text=f"{exc.status}: {exc.reason}: {exc.message}")
-        except TimeoutError:
+        if isinstance(exc, TimeoutError):
             self._logger.debug("handler timed out", exc_info=True)
             return Response(status=504, text="504: Gateway Timeout")
-        except (ConnectionError, asyncio.CancelledError):
-            raise
-        except Exception as exc:
-            if request.protocol.head_sent:
-                raise  # part of a response is out: handle() logs it and closes the connection
-            self._logger.exception("Error handling request from %s", request.remote)
-            return self._internal_error(request, exc)
-        # StreamResponse is a MutableMapping, so isinstance() takes the ABC's slow path: the
-        # exact type of nearly every response is tested first.
-        if type(response) is not _Response and not isinstance(response, StreamResponse):
+        if request.protocol.head_sent:
+            return None
+        self._logger.exception("Error handling request from %s", request.remote)
+        return self._internal_error(request, exc)
+
+    def _checked(self, response: object) -> StreamResponse:
+        """What the handler returned, when it is not exactly a ``Response``: a response, or
+        aiohttp's 500 for anything else."""
+        # StreamResponse is a MutableMapping, so isinstance() takes the ABC's slow path.
+        if not isinstance(response, StreamResponse):
             if response is None:
                 self._logger.error("Missing return statement on request handler")
             else:
@@ -331,7 +348,7 @@ class Server:
                 )
             # As aiohttp: HTTPInternalServerError's page; the connection stays open.
             return Response(status=500, text="500: Internal Server Error")
-        if type(response) is not _Response and isinstance(response, HTTPException):
+        if isinstance(response, HTTPException):
             warn_returned_exception()
         return response
 
