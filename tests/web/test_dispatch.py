@@ -189,3 +189,22 @@ async def test_subclassed_router_or_handle_keeps_the_general_path(aiohttp_client
 
 async def _ok(request: web.Request) -> web.Response:
     return web.Response(text="ok")
+
+
+async def test_on_response_prepare_fires_on_the_branch(
+    aiohttp_client: Any, general_calls: list[str]
+) -> None:
+    app, _ = _app()
+    prepared: list[str] = []
+
+    async def hook(request: web.Request, response: web.StreamResponse) -> None:
+        prepared.append(request.path)
+        response.headers["X-Hook"] = "1"
+
+    app.on_response_prepare.append(hook)
+    client = await aiohttp_client(app)
+    for _ in range(2):
+        async with client.get("/plain") as resp:
+            assert resp.headers["X-Hook"] == "1"
+    assert prepared == ["/plain", "/plain"]
+    assert general_calls == ["/plain"]

@@ -50,6 +50,8 @@ class AppDispatch:
         self._hits = plain_hits  # the router's remembered answers (filled by _handle)
         self._chains = chains  # route -> middleware chain; None when no middleware runs
         self._apps = apps  # the app's own (app,), as _handle stores it
+        # Its on_response_prepare signal, frozen with the app: empty stays empty.
+        self._hookless = not app.on_response_prepare
 
     def __call__(self, request: Any) -> Awaitable[Any]:
         """The awaitable answering ``request``: its handler's coroutine itself (no coroutine
@@ -73,6 +75,8 @@ class AppDispatch:
                         match_info._current_app = self.app
                         match_info._frozen = True
                         routed._match_info = match_info
+                        if self._hookless:
+                            routed._hookless = match_info
                         awaitable = handler(routed)
                         if type(awaitable) is _Coroutine:
                             return awaitable

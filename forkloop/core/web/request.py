@@ -611,6 +611,9 @@ class Request(BaseRequest):
     """A request routed by an Application: adds ``match_info``, ``app`` and ``config_dict``."""
 
     _match_info: Any = None  # set by Application._handle
+    # A match info whose apps fire no on_response_prepare signal, as AppDispatch knows from
+    # the frozen app: while it is still the request's, _has_prepare_hooks() need not look.
+    _hookless: Any = None
 
     def _copy_routing(self, clone: BaseRequest) -> None:
         if isinstance(clone, Request):
@@ -639,7 +642,7 @@ class Request(BaseRequest):
 
     def _has_prepare_hooks(self) -> bool:
         match_info = self._match_info
-        if match_info is None:
+        if match_info is None or match_info is self._hookless:
             return False
         apps: tuple[Any, ...] = match_info._apps  # typed: the compiled loop indexes the tuple
         for app in apps:  # noqa: SIM110 - a plain loop: hot path, no generator
