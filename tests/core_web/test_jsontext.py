@@ -100,3 +100,18 @@ def test_response_takes_keyword_arguments_only(factory: Any) -> None:
     with pytest.raises(TypeError):
         factory(_no_positional="x")
     assert factory(text="fine", status=201).status == 201
+
+
+def test_escaped_keys_are_remembered_within_bounds() -> None:
+    # A key's escape is looked up once it is known; the table stops growing at its bound and
+    # never holds long keys, whatever clients or handlers send as keys.
+    for value in ({"k\u00e9y": 1}, {"k\u00e9y": 2}, {"k\u00e9y": "\u2028"}):
+        assert jsontext.dumps(value) == json.dumps(value)
+    assert jsontext._KEYS["k\u00e9y"] == '"k\\u00e9y"'
+    long_key = "x" * (jsontext._MAX_KEY_CHARS + 1)
+    assert jsontext.dumps({long_key: 1}) == json.dumps({long_key: 1})
+    assert long_key not in jsontext._KEYS
+    for index in range(jsontext._MAX_KEYS + 10):
+        key = f"key-{index}"
+        assert jsontext.dumps({key: index}) == json.dumps({key: index})
+    assert len(jsontext._KEYS) <= jsontext._MAX_KEYS

@@ -21,6 +21,12 @@ __all__ = ["dumps"]
 # json.dumps's string escaper (ensure_ascii=True): the C one when the accelerator is there.
 _escape: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 _json_dumps: Final[Callable[[Any], str]] = json.dumps
+# Escaped object keys by key: a handler's keys are nearly always the same few strings, and a
+# lookup (the key's hash is cached in it) costs less than escaping again. Bounded in count
+# and in key length; a str key's escape depends on its text only.
+_KEYS: Final[dict[str, str]] = {}
+_MAX_KEYS: Final = 1024
+_MAX_KEY_CHARS: Final = 64
 
 
 def dumps(data: Any) -> str:
@@ -58,7 +64,12 @@ def _flat_object(data: dict[Any, Any]) -> str | None:
             return None
         if len(pieces) > 1:
             pieces.append(", ")
-        pieces.append(_escape(key))
+        escaped = _KEYS.get(key)
+        if escaped is None:
+            escaped = _escape(key)
+            if len(_KEYS) < _MAX_KEYS and len(key) <= _MAX_KEY_CHARS:
+                _KEYS[key] = escaped
+        pieces.append(escaped)
         pieces.append(": ")
         pieces.append(rendered)
     pieces.append("}")
