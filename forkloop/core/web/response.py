@@ -938,9 +938,10 @@ def json_response(
         # json.dumps itself, or the same text from jsontext (compiled, cheaper).
         text = dumps(data) if dumps is not _JSON_DUMPS else json_text(data)
     if body is None and reason is None and headers is None:
-        # Each keyword passed to a class costs (CPython builds a dict of them and unpacks it
-        # again for __init__): the defaults are left out.
-        return Response(text=text, status=status, content_type=content_type)
+        # Positional, behind the guard's own marker (body, status, reason, text, headers,
+        # content_type): keywords passed to a class cost a dict CPython builds and unpacks
+        # again for __init__.
+        return Response(_NO_POSITIONAL, None, status, None, text, None, content_type)
     return Response(
         text=text,
         body=body,
