@@ -65,6 +65,7 @@ class BaseRequest(MutableMapping[str, Any]):
     _post: MultiDictProxy[Any] | None = None
     _client_max_fields: int = 1000  # aiohttp's default; stored only when another is given
     _cleanups: list[Callable[[], None]] | None = None
+    _cache: dict[str, Any] | None = None  # computed properties; made on first use (_store)
 
     def __init__(
         self,
@@ -92,11 +93,18 @@ class BaseRequest(MutableMapping[str, Any]):
         if client_max_fields != 1000:
             self._client_max_fields = client_max_fields
         self._state = state  # made on first store: most requests never store anything
-        self._cache: dict[str, Any] = {}
         if scheme is not None or host is not None or remote is not None:
+            cache = self._store()
             for key, value in (("scheme", scheme), ("host", host), ("remote", remote)):
                 if value is not None:
-                    self._cache[key] = value
+                    cache[key] = value
+
+    def _store(self) -> dict[str, Any]:
+        """The cache of computed properties, made on first use: most requests ask none."""
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = {}
+        return cache
 
     def clone(
         self,
@@ -141,8 +149,8 @@ class BaseRequest(MutableMapping[str, Any]):
         for name, value in (("scheme", scheme), ("host", host), ("remote", remote)):
             if value is not _SENTINEL:
                 kwargs[name] = value
-            elif name in self._cache:
-                kwargs[name] = self._cache[name]
+            elif name in self._store():
+                kwargs[name] = self._store()[name]
         clone = self._clone_class()(
             new_head,
             self._payload,
@@ -229,7 +237,7 @@ class BaseRequest(MutableMapping[str, Any]):
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        cache = self._cache
+        cache = self._store()
         if "loop" not in cache:  # aiohttp's is a cached property: it warns once per request
             warn_deprecated_loop_access()
             cache["loop"] = self._loop if self._loop is not None else asyncio.get_running_loop()
@@ -263,12 +271,13 @@ class BaseRequest(MutableMapping[str, Any]):
 
     @property
     def scheme(self) -> str:
-        scheme = self._cache.get("scheme")  # set only by clone(scheme=...)
+        cache = self._cache
+        scheme = cache.get("scheme") if cache is not None else None  # clone(scheme=...)
         return self._protocol.scheme if scheme is None else str(scheme)
 
     @property
     def remote(self) -> str | None:
-        cache = self._cache
+        cache = self._store()
         if "remote" not in cache:
             peer = self._protocol.peername
             if isinstance(peer, list | tuple):
@@ -285,7 +294,7 @@ class BaseRequest(MutableMapping[str, Any]):
 
     @property
     def host(self) -> str:
-        cache = self._cache
+        cache = self._store()
         if "host" not in cache:
             target = self._head.target
             # absolute-form: the target's authority wins over Host (RFC 9112 §3.2.2)
@@ -308,7 +317,7 @@ class BaseRequest(MutableMapping[str, Any]):
     @property
     def forwarded(self) -> tuple[types.MappingProxyType[str, str], ...]:
         """The ``Forwarded`` header (RFC 7239) as one mapping per proxy hop."""
-        cache = self._cache
+        cache = self._store()
         if "forwarded" not in cache:
             cache["forwarded"] = tuple(
                 types.MappingProxyType(elem)
@@ -335,7 +344,7 @@ class BaseRequest(MutableMapping[str, Any]):
 
     @property
     def rel_url(self) -> URL:
-        cache = self._cache
+        cache = self._store()
         url = cache.get("rel_url")
         if url is None:
             target = self._head.target
@@ -353,7 +362,7 @@ class BaseRequest(MutableMapping[str, Any]):
 
     @property
     def url(self) -> URL:
-        cache = self._cache
+        cache = self._store()
         url = cache.get("url")
         if url is None:
             url = URL.build(scheme=self.scheme, authority=self.host).join(self.rel_url)
@@ -362,7 +371,7 @@ class BaseRequest(MutableMapping[str, Any]):
 
     @property
     def path(self) -> str:
-        cache = self._cache
+        cache = self._store()
         path = cache.get("path")
         if path is None:
             target = self._head.target
@@ -394,7 +403,7 @@ class BaseRequest(MutableMapping[str, Any]):
         return self._head.raw_headers
 
     def _content_type_parts(self) -> tuple[str, dict[str, str]]:
-        cache = self._cache
+        cache = self._store()
         if "ctype" not in cache:
             raw = self._head.headers.get("Content-Type")
             cache["ctype"] = parse_content_type(raw) if raw else ("application/octet-stream", {})
@@ -415,7 +424,7 @@ class BaseRequest(MutableMapping[str, Any]):
 
     @property
     def cookies(self) -> Mapping[str, str]:
-        cache = self._cache
+        cache = self._store()
         if "cookies" not in cache:
             # Linear in the header's length (SimpleCookie is quadratic in escapes; issue 15).
             parsed = parse_cookie_headers(self._head.headers.getall("Cookie", ()))
