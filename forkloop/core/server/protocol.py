@@ -136,6 +136,14 @@ class _Discard:
         pass
 
 
+def _not_connected(data: bytes) -> None:
+    raise ConnectionResetError("Cannot write to closing transport")
+
+
+def _no_transport() -> bool:
+    return True
+
+
 class HttpProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection."""
 
@@ -163,6 +171,8 @@ class HttpProtocol(asyncio.Protocol):
         "_on_data",
         "_on_eof",
         "_owner",
+        "_owner_handle",
+        "_owner_head_tail",
         "_parser",
         "_pipeline_paused",
         "_queue",
@@ -173,6 +183,8 @@ class HttpProtocol(asyncio.Protocol):
         "_timer",
         "_timer_kind",
         "_timer_when",
+        "_transport_closing",
+        "_transport_write",
         "_upgrade_data",
         "_waiter",
         "cancel_on_disconnect",
@@ -188,9 +200,18 @@ class HttpProtocol(asyncio.Protocol):
 
     def __init__(self, owner: ConnectionOwner, loop: asyncio.AbstractEventLoop) -> None:
         self._owner = owner
+        # The owner's per-request methods, bound once per connection (a call through them
+        # skips a generic method lookup on every request).
+        self._owner_handle: Callable[
+            [HttpProtocol, RequestHead, StreamReader], Coroutine[Any, Any, None]
+        ] = owner.handle
+        self._owner_head_tail: Callable[[], bytes] = owner.head_tail
         self._loop = loop
         self.limits = owner.limits
         self.transport: asyncio.Transport | None = None
+        # The transport's write and is_closing, bound once in connection_made.
+        self._transport_write: Callable[[bytes], None] = _not_connected
+        self._transport_closing: Callable[[], bool] = _no_transport
         self.peername: Any = None
         self.scheme = "http"
         self.request: Any = None  # the request being handled (set by the owner), for samplers
@@ -253,6 +274,8 @@ class HttpProtocol(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
+        self._transport_write = transport.write
+        self._transport_closing = transport.is_closing
         self.peername = transport.get_extra_info("peername")
         self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         limits = self.limits
@@ -388,9 +411,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or self._transport_closing():
             raise ConnectionResetError("Cannot write to closing transport")
-        transport.write(data)
+        self._transport_write(data)
 
     async def drain(self) -> None:
         if self.transport is None:
@@ -447,7 +470,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def head_tail(self) -> bytes:
         """``Date``/``Server`` header lines and the blank line ending a response head."""
-        return self._owner.head_tail()
+        return self._owner_head_tail()
 
     @property
     def upgraded(self) -> bool:
@@ -712,7 +735,7 @@ class HttpProtocol(asyncio.Protocol):
         context = self._handler_context = self._context.copy()
         if self._admission is not None:
             return self._start_admitted(self._admission, head, payload, context)
-        handler = self._handler = self._owner.handle(self, head, payload)
+        handler = self._handler = self._owner_handle(self, head, payload)
         return _step(context, handler)
 
     def _start_admitted(
@@ -732,7 +755,7 @@ class HttpProtocol(asyncio.Protocol):
         if refusal is not None:
             self._shed(refusal)
             return DONE
-        handler = self._handler = admission.hold(self, self._owner.handle(self, head, payload))
+        handler = self._handler = admission.hold(self, self._owner_handle(self, head, payload))
         return step(context, handler)
 
     def _shed(self, refusal: ServiceUnavailable) -> None:
