@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from rawhttp import parse_all
@@ -19,6 +20,21 @@ from forkloop.core.http.limits import Limits
 from forkloop.core.web.response import Response
 
 HIGH = 64 * 1024
+CHUNK = 65534  # the payload of one 64 KiB frame
+
+
+def _flood_frames() -> int:
+    """Frames enough that the kernel cannot take them all while the server does not read: more
+    than the largest receive buffer (autotuned up to ``tcp_rmem``'s maximum) plus the largest
+    send buffer, with room to spare (4 MiB where the limits cannot be read)."""
+    try:
+        rmem = int(Path("/proc/sys/net/ipv4/tcp_rmem").read_text().split()[2])
+        wmem = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 64
+    return max(64, (rmem + wmem) // CHUNK + 64)
+
+
 UPGRADE = (
     b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -40,8 +56,9 @@ async def test_held_bytes_pause_reading_then_parse_as_http_when_declined(serve: 
 
     async def flood() -> None:
         writer.write(UPGRADE)
-        for _ in range(64):  # 4 MiB in all, far beyond what the server may hold
-            writer.write(b"\x81\xfe" + b"x" * 65534)
+        frame = b"\x81\xfe" + b"x" * CHUNK
+        for _ in range(_flood_frames()):  # beyond what the server and both kernels may hold
+            writer.write(frame)
             await writer.drain()
 
     sending = asyncio.create_task(flood())
