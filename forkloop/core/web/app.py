@@ -33,7 +33,7 @@ from contextlib import AbstractAsyncContextManager
 from functools import partial, update_wrapper
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
-from .dispatch import AppDispatch
+from .dispatch import AppDispatch, routed_match_info
 from .log import web_logger
 from .request import Request, RequestFactory
 from .urldispatcher import (
@@ -47,7 +47,6 @@ from .urldispatcher import (
     PrefixedSubAppResource,
     UrlDispatcher,
     UrlMappingMatchInfo,
-    _RoutedMatchInfo,
     request_path,
 )
 
@@ -714,10 +713,7 @@ class Application(MutableMapping[str | AppKey[Any], Any]):
         # The router's remembered answer for a plain path: no resolution, no match dict.
         route = router.remembered_route(head.target, head.method)
         if route is not None:
-            match_info: UrlMappingMatchInfo = _RoutedMatchInfo()
-            match_info._route = route
-            match_info._apps = self._self_apps
-            match_info._current_app = self
+            match_info: UrlMappingMatchInfo = routed_match_info(route, self._self_apps, self)
         else:
             resolved = router._resolve_sync(request, head.method, request_path(request))
             match_info = resolved if resolved is not None else await router.resolve(request)

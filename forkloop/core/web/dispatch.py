@@ -22,11 +22,22 @@ from typing import Any, Final
 from .request import Request
 from .urldispatcher import _RoutedMatchInfo
 
-__all__ = ["AppDispatch"]
+__all__ = ["AppDispatch", "routed_match_info"]
 
 _Request: Final = Request
 _MatchInfo: Final = _RoutedMatchInfo
 _Coroutine: Final = types.CoroutineType
+
+
+def routed_match_info(route: Any, apps: tuple[Any, ...], app: Any) -> Any:
+    """The frozen match info of a remembered plain route, the one both ``AppDispatch`` and
+    ``Application._handle`` give a request routed by the router's memory."""
+    match_info = _MatchInfo()
+    match_info._route = route
+    match_info._apps = apps
+    match_info._current_app = app
+    match_info._frozen = True
+    return match_info
 
 
 class AppDispatch:
@@ -69,11 +80,7 @@ class AppDispatch:
                     chains = self._chains
                     handler = route._handler if chains is None else chains.get(route)
                     if handler is not None:
-                        match_info = _MatchInfo()
-                        match_info._route = route
-                        match_info._apps = self._apps
-                        match_info._current_app = self.app
-                        match_info._frozen = True
+                        match_info = routed_match_info(route, self._apps, self.app)
                         routed._match_info = match_info
                         if self._hookless:
                             routed._hookless = match_info
