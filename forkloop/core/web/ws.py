@@ -66,8 +66,6 @@ THRESHOLD_CONNLOST_ACCESS: Final = 5
 _TEXT: Final = WSMsgType.TEXT
 _BINARY: Final = WSMsgType.BINARY
 _CLOSE: Final = WSMsgType.CLOSE
-_PING: Final = WSMsgType.PING
-_PONG: Final = WSMsgType.PONG
 _ERROR: Final = WSMsgType.ERROR
 # The 2-byte heads of unmasked, final text frames of 0..125 bytes.
 WS_CLOSED_MESSAGE: Final = WSMessage(WSMsgType.CLOSED, None, None)
@@ -147,7 +145,6 @@ class WebSocketResponse(StreamResponse):
         self._request: BaseRequest | None = None
         self._obs: Observers | None = None
         self._queue: collections.deque[WSMessage] = self._ch.queue
-        self._read_high = 1024 * 1024
         self._close_waiter: asyncio.Future[int | None] | None = None
         self._eof = False
         self._close_code: int | None = None
@@ -208,7 +205,6 @@ class WebSocketResponse(StreamResponse):
         self._conn = conn
         self._transport = transport
         self._loop = asyncio.get_running_loop()
-        self._read_high = conn.limits.read_buffer_high_bytes
         deflate = handshake.deflate
         self._reader = FrameReader(max_msg_size=self._max_msg_size, compress=deflate is not None)
         self._writer = FrameWriter(deflate=deflate)
@@ -221,7 +217,7 @@ class WebSocketResponse(StreamResponse):
             conn=conn,
             reader=self._reader,
             writer=self._writer,
-            read_high=self._read_high,
+            read_high=conn.limits.read_buffer_high_bytes,
         )
         ch.on_control = self._answer_ping
         ch.on_close_frame = self._on_close_frame
@@ -526,8 +522,7 @@ class WebSocketResponse(StreamResponse):
         conn = self._conn
         if conn is not None and conn.write_paused and not self._ch.read_paused:
             # The peer pings faster than it reads our pongs: stop reading until they drain.
-            self._ch.read_paused = True
-            conn.pause_reading()
+            self._ch.pause_reading()
             if self._loop is not None:
                 self._loop.create_task(self._resume_after_drain(conn))
 
@@ -536,9 +531,9 @@ class WebSocketResponse(StreamResponse):
             await conn.drain()
         except ConnectionError:
             return
-        if self._ch.read_paused and self._ch.queued_bytes <= self._read_high >> 2:
-            self._ch.read_paused = False
-            conn.resume_reading()
+        ch = self._ch
+        if ch.queued_bytes <= ch.read_high >> 2:
+            ch.resume_reading()
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         raise RuntimeError("Cannot call .write() for websocket")
