@@ -62,6 +62,8 @@ C_MODULES = [
     ("forkloop.core.server._stepping", "forkloop/core/server/_stepping.c"),
     # Unmasking a client frame's payload: a loop in C, not big-integer arithmetic.
     ("forkloop.core.websocket._unmask", "forkloop/core/websocket/_unmask.c"),
+    # Response(...) from a handler: a vectorcall constructor, no argument tuple and dict.
+    ("forkloop.core.web._construct", "forkloop/core/web/_construct.c"),
 ]
 
 

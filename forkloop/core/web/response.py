@@ -23,11 +23,12 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from email.utils import formatdate
 from http.cookies import Morsel, SimpleCookie
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from multidict import CIMultiDict, istr
 
 from ..http.serialize import plain_message, reason_phrase, response_head, status_line
+from ._construct import install as _install_constructor
 from .deprecations import warn_plain_response_key
 from .helpers import ETag, is_etagc, parse_content_type, parse_http_date
 from .jsontext import dumps as json_text
@@ -37,6 +38,13 @@ from .writer import PayloadWriter
 if TYPE_CHECKING:
     from .payload import Payload
     from .request import BaseRequest
+
+    _MappingBase: TypeAlias = MutableMapping[str, Any]
+else:
+    # A response is a MutableMapping as in aiohttp, registered rather than inherited (its
+    # mixin methods are copied in below): inheriting would make ABCMeta its metaclass, and
+    # only a class whose metaclass is `type` can have the C constructor (_construct.c).
+    _MappingBase = object
 
 __all__ = [
     "ContentCoding",
@@ -93,7 +101,7 @@ def _body_forbidden(method: str, status: int) -> bool:
     return method == "HEAD" or status < 200 or status in (204, 304)
 
 
-class StreamResponse(MutableMapping[str, Any]):
+class StreamResponse(_MappingBase):
     """A response whose body is written piece by piece after ``prepare()``."""
 
     _length_check = True
@@ -851,6 +859,32 @@ def _keyword_only_signature(init: Any) -> inspect.Signature:
 
 
 Response.__init__.__signature__ = _keyword_only_signature(Response.__init__)  # type: ignore[attr-defined]
+
+
+def _as_mutable_mapping(cls: type) -> None:
+    """Make ``cls`` a ``MutableMapping`` without inheriting it: the ABC's mixin methods that
+    ``cls`` does not define itself, and registration, so ``isinstance(response,
+    MutableMapping)`` holds."""
+    for name in _MAPPING_MIXINS:
+        if name not in vars(cls):
+            setattr(cls, name, getattr(MutableMapping, name))
+    MutableMapping.register(cls)
+
+
+# Mapping's and MutableMapping's mixin methods (and Mapping's __reversed__ = None, which keeps
+# reversed() from trying the sequence protocol), as collections.abc documents them.
+_MAPPING_MIXINS: Final = (
+    "__contains__", "keys", "items", "values", "get", "__reversed__",
+    "pop", "popitem", "clear", "update", "setdefault",
+    "_MutableMapping__marker",  # pop()'s "no default" sentinel, read from the instance
+)  # fmt: skip
+
+
+_as_mutable_mapping(StreamResponse)
+# Response(...) and StreamResponse(...) exactly (not subclasses) skip type.__call__'s argument
+# packing where the C twin is built; a no-op otherwise.
+_install_constructor(StreamResponse)
+_install_constructor(Response)
 
 
 def send_in_one_write(response: StreamResponse, request: BaseRequest) -> bool:
