@@ -208,3 +208,50 @@ async def test_on_response_prepare_fires_on_the_branch(
             assert resp.headers["X-Hook"] == "1"
     assert prepared == ["/plain", "/plain"]
     assert general_calls == ["/plain"]
+
+
+async def test_each_request_on_the_branch_gets_its_own_match_info(
+    aiohttp_client: Any, general_calls: list[str]
+) -> None:
+    """The branch builds the match info only when it is read: still one object per request,
+    so what a handler writes into it is gone on the next keep-alive request."""
+    app = web.Application()
+    seen: list[dict[str, Any]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(dict(request.match_info))
+        request.match_info["written"] = request.headers.get("X-N", "")
+        return web.Response(text="ok")
+
+    app.router.add_get("/w", handler)
+    client = await aiohttp_client(app)
+    for n in range(4):
+        async with client.get("/w", headers={"X-N": str(n)}) as resp:
+            assert resp.status == 200
+    assert general_calls == ["/w"]
+    assert seen == [{}, {}, {}, {}]
+
+
+async def test_app_config_and_clone_on_the_branch_before_match_info(
+    aiohttp_client: Any, general_calls: list[str]
+) -> None:
+    """``request.app``, ``config_dict`` and ``clone()`` read the routing first, on a request
+    whose match info the branch has not built yet."""
+    app = web.Application()
+    name = web.AppKey("name", str)
+    app[name] = "outer"
+    seen: list[tuple[Any, ...]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        first = (request.app is app, request.config_dict[name])
+        clone = request.clone()
+        seen.append((*first, clone.match_info is request.match_info, clone.app is app))
+        return web.Response(text="ok")
+
+    app.router.add_get("/c", handler)
+    client = await aiohttp_client(app)
+    for _ in range(3):
+        async with client.get("/c") as resp:
+            assert resp.status == 200
+    assert general_calls == ["/c"]
+    assert seen == [(True, "outer", True, True)] * 3

@@ -276,7 +276,7 @@ class CleanupContext(FrozenList[CleanupCallback]):
 
 async def _raise_match_error(request: Request) -> StreamResponse:
     """Innermost handler of a failed resolution: raise its 404/405."""
-    exc = request._match_info.http_exception
+    exc = request._routing().http_exception
     if exc is None:  # pragma: no cover - only reached through MatchInfoError
         raise RuntimeError("no HTTP exception to raise")
     raise exc
@@ -300,7 +300,7 @@ def _fix_current_app(app: Application, handler: Handler) -> Handler:
     """Make ``request.app`` the sub-app whose middlewares run inside this wrapper."""
 
     async def with_current_app(request: Request) -> StreamResponse:
-        match_info = request._match_info
+        match_info = request._routing()
         prev = match_info._current_app
         match_info._current_app = app
         try:

@@ -3,14 +3,14 @@
 Owns :class:`AppDispatch`, what the server calls with each request of an app served by the
 runner (``Application._server_handler``). It is one branch of ``Application._handle`` chosen
 by one predicate, in compiled code (setup.py) and without a coroutine of its own (it returns
-the handler's): a
-``Request`` (exact type) whose request-target is a path the frozen router has already
-answered with a plain route for that method (``UrlDispatcher.remembered_route``: no query, no
-percent-escape) and that carries no ``Expect`` header. Such a request gets the same match
-info ``_handle`` gives it and goes to the same handler (the route's, or its prebuilt
-middleware chain); anything else (a first request to a path, a query string, dynamic routes,
-sub-applications' routes, ``Expect``, a request of another class) is ``Application._handle``
-itself. Imports ``core.web.request`` and ``core.web.urldispatcher``.
+the handler's): a ``Request`` (exact type) whose request-target is a path the frozen router
+has already answered with a plain route for that method (``UrlDispatcher.remembered_route``:
+no query, no percent-escape) and that carries no ``Expect`` header. Such a request gets the
+same match info ``_handle`` gives it (built when first read: ``Request._routing``) and goes
+to the same handler (the route's, or its prebuilt middleware chain); anything else (a first
+request to a path, a query string, dynamic routes, sub-applications' routes, ``Expect``, a
+request of another class) is ``Application._handle`` itself. Imports ``core.web.request``
+and ``core.web.urldispatcher``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from .request import Request
+from .request import LAZY_HOOKLESS, Request
 from .urldispatcher import _RoutedMatchInfo
 
 __all__ = ["AppDispatch", "routed_match_info"]
@@ -64,6 +64,11 @@ class AppDispatch:
         # Its on_response_prepare signal, frozen with the app: empty stays empty.
         self._hookless = not app.on_response_prepare
 
+    def match_info_for(self, route: Any) -> Any:
+        """The match info of a request this dispatch routed to ``route`` (built on demand
+        by ``Request._routing``)."""
+        return routed_match_info(route, self._apps, self.app)
+
     def __call__(self, request: Any) -> Awaitable[Any]:
         """The awaitable answering ``request``: its handler's coroutine itself (no coroutine
         of its own around it: one step less per request), or ``_handle``'s."""
@@ -80,10 +85,13 @@ class AppDispatch:
                     chains = self._chains
                     handler = route._handler if chains is None else chains.get(route)
                     if handler is not None:
-                        match_info = routed_match_info(route, self._apps, self.app)
-                        routed._match_info = match_info
+                        # The match info is built when first asked for (Request._routing):
+                        # the same object _handle gives, at no cost to a handler that never
+                        # reads it.
+                        routed._lazy_route = route
+                        routed._lazy_dispatch = self
                         if self._hookless:
-                            routed._hookless = match_info
+                            routed._hookless = LAZY_HOOKLESS
                         awaitable = handler(routed)
                         if type(awaitable) is _Coroutine:
                             return awaitable

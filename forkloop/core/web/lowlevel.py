@@ -297,8 +297,7 @@ class Server:
                 if finished is not None:
                     finished(request, sent, duration, failure)
                 if tallies and sent is not None:
-                    match_info = request._match_info  # None outside an Application
-                    route = match_info._route if match_info is not None else None
+                    route = request._routed_route()  # None outside an Application
                     # The shared empty body of every bodiless request reads nothing, ever.
                     received = 0 if payload is _EMPTY_PAYLOAD else payload.total_bytes
                     for tally in tallies:

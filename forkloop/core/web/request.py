@@ -52,6 +52,9 @@ NOT_SENT: Final = 0
 SENT_KEEP_ALIVE: Final = 1
 SENT_CLOSE: Final = 2
 _CLOSE_LINE: Final = b"Connection: close\r\n\r\n"
+# Request._hookless while its match info is still to be built (``AppDispatch`` routed it, and
+# the app fires no on_response_prepare signal).
+LAZY_HOOKLESS: Final[Any] = object()
 
 
 class BaseRequest(MutableMapping[str, Any]):
@@ -615,32 +618,63 @@ class BaseRequest(MutableMapping[str, Any]):
     def _date_value(self) -> str:
         return self._protocol.date_value()
 
+    def _routed_route(self) -> Any:
+        """The route that answered this request (None outside an Application), for counting."""
+        match_info = self._match_info
+        return match_info._route if match_info is not None else None
+
 
 class Request(BaseRequest):
     """A request routed by an Application: adds ``match_info``, ``app`` and ``config_dict``."""
 
-    _match_info: Any = None  # set by Application._handle
+    _match_info: Any = None  # set by Application._handle, or built by _routing()
     # A match info whose apps fire no on_response_prepare signal, as AppDispatch knows from
     # the frozen app: while it is still the request's, _has_prepare_hooks() need not look.
+    # LAZY_HOOKLESS while that match info is not built yet.
     _hookless: Any = None
+    # A remembered route AppDispatch answered, whose match info is built when first asked
+    # for (_routing()): a handler that never reads it does not pay for it. Its dispatch
+    # knows the apps (``match_info_for``).
+    _lazy_route: Any = None
+    _lazy_dispatch: Any = None
+
+    def _routing(self) -> Any:
+        """The match info (``match_info``), built now if ``AppDispatch`` left it to be."""
+        match_info = self._match_info
+        if match_info is None:
+            route = self._lazy_route
+            if route is not None:
+                self._lazy_route = None
+                match_info = self._lazy_dispatch.match_info_for(route)
+                self._match_info = match_info
+                if self._hookless is LAZY_HOOKLESS:
+                    self._hookless = match_info
+        return match_info
+
+    def _routed_route(self) -> Any:
+        route = self._lazy_route
+        if route is not None and self._match_info is None:
+            return route
+        match_info = self._match_info
+        return match_info._route if match_info is not None else None
 
     def _copy_routing(self, clone: BaseRequest) -> None:
         if isinstance(clone, Request):
-            clone._match_info = self._match_info
+            clone._match_info = self._routing()
 
     @property
     def match_info(self) -> Any:
         """The routing result: a dict of the path's variable parts, plus route details."""
-        return self._match_info
+        return self._routing()
 
     @property
     def app(self) -> Any:
-        match_info = self._match_info
+        match_info = self._routing()
         return match_info.current_app if match_info is not None else None
 
     @property
     def config_dict(self) -> ChainMapProxy:
-        match_info = self._match_info
+        match_info = self._routing()
         if match_info is None:
             return ChainMapProxy(())
         apps = list(match_info.apps)
@@ -651,7 +685,11 @@ class Request(BaseRequest):
 
     def _has_prepare_hooks(self) -> bool:
         match_info = self._match_info
-        if match_info is None or match_info is self._hookless:
+        if match_info is None:
+            if self._lazy_route is None or self._hookless is LAZY_HOOKLESS:
+                return False
+            match_info = self._routing()
+        if match_info is self._hookless:
             return False
         apps: tuple[Any, ...] = match_info._apps  # typed: the compiled loop indexes the tuple
         for app in apps:  # noqa: SIM110 - a plain loop: hot path, no generator
@@ -660,7 +698,7 @@ class Request(BaseRequest):
         return False
 
     async def _prepare_hook(self, response: StreamResponse) -> None:
-        match_info = self._match_info
+        match_info = self._routing()
         if match_info is None:
             return
         for app in match_info.apps:
