@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import inspect
 import types
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -169,3 +170,23 @@ def test_response_is_a_mutable_mapping() -> None:
     assert len(response) == 0
     with pytest.raises(TypeError):
         reversed(response)  # type: ignore[call-overload]
+
+
+def _kinds(function: Any) -> list[tuple[str, Any]]:
+    return [(p.name, p.kind) for p in inspect.signature(function).parameters.values()]
+
+
+def test_signatures_are_aiohttps() -> None:
+    """``Response`` and ``json_response`` take a positional-only guard where aiohttp has
+    keyword-only arguments (cheaper on CPython 3.11); callers and ``inspect`` see aiohttp's."""
+    aiohttp_web = pytest.importorskip("aiohttp.web")
+    assert _kinds(web.Response) == _kinds(aiohttp_web.Response)[: len(_kinds(web.Response))]
+    assert _kinds(web.json_response) == _kinds(aiohttp_web.json_response)
+    with pytest.raises(TypeError, match="1 positional argument"):
+        web.json_response({}, "text")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="positional-only arguments passed as keyword"):
+        web.json_response({}, _no_positional=1)  # type: ignore[call-arg]
+    response = web.json_response({"a": 1}, status=201, content_type="application/x+json")
+    assert (response.status, response.text) == (201, '{"a": 1}')
+    assert response.content_type == "application/x+json"
+    assert web.json_response(text="[]").text == "[]"

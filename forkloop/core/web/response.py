@@ -849,13 +849,14 @@ class Response(StreamResponse):
         await super().write_eof(body or b"")
 
 
-def _keyword_only_signature(init: Any) -> inspect.Signature:
-    """``init``'s signature as callers see it: its positional-only guard left out, every other
-    parameter keyword-only (aiohttp's signature, for ``inspect`` and the API reference)."""
-    parameters = list(inspect.signature(init).parameters.values())
-    shown = [parameters[0].replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)]  # self
+def _keyword_only_signature(function: Any) -> inspect.Signature:
+    """``function``'s signature as callers see it: its positional-only guard (the second
+    parameter, after ``self`` or ``data``) left out, every later parameter keyword-only
+    (aiohttp's signature, for ``inspect`` and the API reference)."""
+    parameters = list(inspect.signature(function).parameters.values())
+    shown = [parameters[0].replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     shown += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters[2:]]
-    return inspect.Signature(shown, return_annotation=inspect.signature(init).return_annotation)
+    return inspect.Signature(shown, return_annotation=inspect.signature(function).return_annotation)
 
 
 Response.__init__.__signature__ = _keyword_only_signature(Response.__init__)  # type: ignore[attr-defined]
@@ -957,7 +958,8 @@ _JSON_DUMPS: Final = json.dumps
 
 def json_response(
     data: Any = _SENTINEL,
-    *,
+    _no_positional: Any = _NO_POSITIONAL,
+    /,
     text: str | None = None,
     body: bytes | None = None,
     status: int = 200,
@@ -966,6 +968,10 @@ def json_response(
     content_type: str = "application/json",
     dumps: Callable[[Any], str] = json.dumps,
 ) -> Response:
+    # Keyword-only in aiohttp: declared behind a positional-only guard, as Response.__init__
+    # (each keyword-only default would cost a dict lookup per call on CPython 3.11).
+    if _no_positional is not _NO_POSITIONAL:
+        raise TypeError("json_response() takes 1 positional argument (data)")
     if data is not _SENTINEL:
         if text or body:
             raise ValueError("only one of data, text, or body should be specified")
@@ -984,6 +990,9 @@ def json_response(
         headers=headers,
         content_type=content_type,
     )
+
+
+json_response.__signature__ = _keyword_only_signature(json_response)  # type: ignore[attr-defined]
 
 
 def json_bytes_response(
