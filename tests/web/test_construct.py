@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
+import sys
 import types
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -24,7 +25,8 @@ import forkloop.core.web._construct as loaded
 from forkloop import web
 
 SOURCE = Path(loaded.__file__).with_name("_construct.py")
-BUILT = loaded.__file__.endswith((".so", ".pyd"))
+# The C constructor is installed where the twin is built, on CPython before 3.13.
+BUILT = loaded.__file__.endswith((".so", ".pyd")) and sys.version_info < (3, 13)
 
 
 def _python_twin() -> types.ModuleType:
@@ -50,9 +52,9 @@ def _make(impl: types.ModuleType) -> type:
             self.kw = kw
             self.result = result
 
-    if impl.install(Made) is not BUILT or impl.installed(Made) is not BUILT:
-        # The C twin installs on a class whose metaclass is type; the .py never does.
-        assert impl is not loaded or not BUILT, "install() did not take"
+    took = impl.install(Made)
+    assert took is (impl is loaded and BUILT)  # the .py fallback never installs
+    assert impl.installed(Made) is took
     return Made
 
 

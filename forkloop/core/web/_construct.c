@@ -10,7 +10,8 @@
  * class with object.__new__ and a Python __init__ (allocate through object.__new__, call
  * __init__ with the same arguments, refuse a non-None result) without the packing. Anything
  * else (a __new__ of its own, an __init__ that is not a Python function, an abstract class)
- * takes type.__call__ itself, so behaviour is the same as without it.
+ * takes type.__call__ itself, so behaviour is the same as without it. From CPython 3.13 on,
+ * the interpreter specializes such calls itself and install() does nothing.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -132,6 +133,10 @@ install(PyObject *module, PyObject *cls)
         /* Only `type` calls tp_vectorcall; any other metaclass keeps its own __call__. */
         Py_RETURN_FALSE;
     }
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13's interpreter specializes such a call itself (CALL_ALLOC_AND_ENTER_INIT). */
+    Py_RETURN_FALSE;
+#endif
     ((PyTypeObject *)cls)->tp_vectorcall = construct;
     Py_RETURN_TRUE;
 }
