@@ -705,3 +705,33 @@ async def test_a_subclass_anext_is_what_async_for_runs(serve: Serve) -> None:
                 await ws.send_str("abc")
                 assert (await asyncio.wait_for(ws.receive(), 10)).data == expected
                 await ws.close()
+
+
+async def test_a_subclass_overriding_send_keeps_its_own(serve: Serve) -> None:
+    """``send_str``/``send_bytes`` are bound to the compiled channel per response only for a
+    class that keeps ours: an override (calling ``super()``) still runs, for every message."""
+    calls: list[str] = []
+
+    class Tagged(web.WebSocketResponse):
+        async def send_str(self, data: str, compress: int | bool | None = None) -> None:
+            calls.append(data)
+            await super().send_str(f"tagged {data}", compress)
+
+    async def tagged(request: web.Request) -> web.WebSocketResponse:
+        ws = Tagged()
+        await ws.prepare(request)
+        async for msg in ws:
+            await ws.send_str(msg.data)
+            await ws.send_bytes(msg.data.encode())
+        return ws
+
+    base = await serve(make_app(tagged=tagged))
+    async with aiohttp.ClientSession() as session, session.ws_connect(base + "/tagged") as ws:
+        for text in ("a", "b"):
+            await ws.send_str(text)
+            assert (await ws.receive()).data == f"tagged {text}"
+            assert (await ws.receive()).data == text.encode()
+        async with session.ws_connect(base + "/echo") as plain:
+            await plain.send_str("plain")
+            assert (await plain.receive()).data == "plain"
+    assert calls == ["a", "b"]
