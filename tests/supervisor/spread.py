@@ -33,7 +33,10 @@ async def pid(request):
     served += 1
     return web.Response(text=f"{os.getpid()}\\n")
 async def report(app):
-    print(f"SERVED {os.getpid()} {served}", file=sys.stderr, flush=True)
+    # One write(2) call: print() may write the text and the newline separately, and the
+    # supervisor's log lines land in the same file between them (SERVED 123 50642 then
+    # "2026-..." read as 506422026).
+    os.write(2, f"SERVED {os.getpid()} {served}\\n".encode())
 app = web.Application()
 app.router.add_get("/pid", pid)
 app.on_shutdown.append(report)
