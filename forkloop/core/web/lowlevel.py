@@ -337,7 +337,6 @@ class Server:
     def _checked(self, response: object) -> StreamResponse:
         """What the handler returned, when it is not exactly a ``Response``: a response, or
         aiohttp's 500 for anything else."""
-        # StreamResponse is a MutableMapping, so isinstance() takes the ABC's slow path.
         if not isinstance(response, StreamResponse):
             if response is None:
                 self._logger.error("Missing return statement on request handler")

@@ -652,11 +652,9 @@ class Request(BaseRequest):
         return match_info
 
     def _routed_route(self) -> Any:
-        route = self._lazy_route
-        if route is not None and self._match_info is None:
-            return route
         match_info = self._match_info
-        return match_info._route if match_info is not None else None
+        # Not built yet: the route AppDispatch remembered (None outside an Application).
+        return self._lazy_route if match_info is None else match_info._route
 
     def _copy_routing(self, clone: BaseRequest) -> None:
         if isinstance(clone, Request):
