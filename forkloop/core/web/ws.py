@@ -415,6 +415,9 @@ class WebSocketResponse(StreamResponse):
         if loop is None:  # pragma: no cover - set by prepare()
             raise RuntimeError("Call .prepare() first")
         waiter = self._ch.waiter = loop.create_future()
+        conn = self._conn
+        if conn is not None:
+            conn.eager_waiter = waiter  # the channel completes it through conn.wake_waiter
         if timeout is None:
             timeout = self._receive_timeout
         try:

@@ -10,7 +10,9 @@ keeps everything else (handshake, close handshake, heartbeat, timeouts, errors, 
 the channel calls back into it for those through the ``on_*`` callables it is given.
 
 No asyncio is imported: the loop, the transport and the connection (its ``write_paused``,
-``drain()``, ``pause_reading()``, ``resume_reading()``) are handed in by the adapter.
+``drain()``, ``pause_reading()``, ``resume_reading()``, and ``eager_waiter``/``wake_waiter()``:
+a message completes the receiver's future through the connection, which steps a handler
+waiting on it right there instead of waking its task) are handed in by the adapter.
 Imports nothing of ours but the codec.
 """
 
@@ -93,6 +95,7 @@ class Channel:
         self.new_future: Callable[[], Any] = _no_loop
         self.is_closing: Callable[[], bool] = _closing
         self.send: Callable[[bytes], None] = _no_transport
+        self.wake_waiter: Callable[[Any], None] = _set_result
 
     def attach(
         self,
@@ -114,6 +117,7 @@ class Channel:
         self.new_future = loop.create_future
         self.is_closing = transport.is_closing
         self.send = transport.write
+        self.wake_waiter = conn.wake_waiter
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -135,11 +139,13 @@ class Channel:
                     self.append(msg)
                     size = self.queued_bytes + len(msg[1])
                     self.queued_bytes = size
-                    waiter = self.waiter
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(None)
                     if size > self.read_high:
                         self.pause_reading()
+                    waiter = self.waiter
+                    if waiter is not None and not waiter.done():
+                        # Through the connection: a handler parked on it takes its next
+                        # step right here (HttpProtocol.wake_waiter).
+                        self.wake_waiter(waiter)
                 else:
                     self.deliver(messages)
             else:
@@ -230,6 +236,7 @@ class Channel:
                 # Nothing queued on an open socket: wait here rather than through receive().
                 waiter = self.new_future()
                 self.waiter = waiter
+                self.conn.eager_waiter = waiter  # completed through wake_waiter (on_data)
                 try:
                     await waiter
                 finally:
@@ -332,6 +339,10 @@ def _no_loop() -> Any:
 
 def _closing() -> bool:
     return True
+
+
+def _set_result(waiter: Any) -> None:
+    waiter.set_result(None)
 
 
 def _no_transport(data: bytes) -> None:
