@@ -28,7 +28,20 @@ def app_with(**routes: Any) -> web.Application:
     return app
 
 
-async def test_a_parked_handler_is_stepped_in_place_as_its_task(serve: Serve) -> None:
+async def _messages(ws: web.WebSocketResponse, how: str) -> Any:
+    if how == "async for":
+        async for msg in ws:
+            yield msg
+        return
+    while True:
+        msg = await ws.receive()
+        if msg.type != web.WSMsgType.TEXT:
+            return
+        yield msg
+
+
+@pytest.mark.parametrize("how", ["async for", "receive()"])
+async def test_a_parked_handler_is_stepped_in_place_as_its_task(serve: Serve, how: str) -> None:
     """Each message is answered by a step of the connection task taken inside the data
     callback: the task itself stays asleep on the same future all along (it fails if every
     message wakes the task), and the step sees what the earlier steps set in the request's
@@ -40,7 +53,7 @@ async def test_a_parked_handler_is_stepped_in_place_as_its_task(serve: Serve) ->
         await ws.prepare(request)
         task = asyncio.current_task()
         assert task is not None
-        async for msg in ws:
+        async for msg in _messages(ws, how):
             seen.append((asyncio.current_task(), task._fut_waiter, var.get()))  # type: ignore[attr-defined]
             var.set(msg.data)
             await ws.send_str(msg.data)

@@ -79,7 +79,7 @@ class ConnectionOwner(Protocol):
 
 
 _NO_OUTCOME: Final[Any] = object()  # a parked handler was not stepped while parked
-_SEND: Final[Any] = object()  # _parked(): the handler's future completed; step it
+_SEND: Final[Any] = object()  # _parked(): the handler's wait ended; step it
 
 
 @types.coroutine
@@ -96,11 +96,11 @@ def _resume(
     forwards every resumption (``send``) and cancellation (``throw``) to the handler, inside
     the request's own ``context``. ``error``, if given, is thrown in first: a cancellation of
     the task that arrived while it was not yet driving the handler. A handler waiting on the
-    connection's ``eager_waiter`` is parked instead (``_parked``).
+    connection's message future is parked (``_parked``).
     """
     while True:
         if error is None:
-            if yielded is protocol.eager_waiter and yielded is not None:
+            if yielded is protocol._message_waiter and yielded is not None and not yielded.done():
                 yielded, error = yield from _parked(protocol, coro, context, yielded)
                 if error is not None:
                     continue
@@ -134,43 +134,40 @@ def _parked(
     protocol: HttpProtocol,
     coro: Coroutine[Any, Any, None],
     context: contextvars.Context,
-    waiter: Any,
+    waiter: asyncio.Future[None],
 ) -> Generator[Any, Any, tuple[Any, BaseException | None]]:
-    """``_resume``'s wait while the handler waits on the connection's ``eager_waiter`` (an
-    upgraded protocol's receive future): the task waits on a future of the protocol's own,
-    and the upgraded protocol completes ``waiter`` with ``wake_waiter()``, which takes the
-    handler's next step right there (see ``HttpProtocol.wake_waiter``).
+    """``_resume``'s wait while the handler sleeps on the connection's message future
+    (``message_waiter()``, an upgraded protocol's receive): the task waits on that future as
+    usual, and the upgraded protocol, on a message, calls ``wake_waiter()``, which takes the
+    handler's next step right there (see ``HttpProtocol.wake_waiter``) without completing it.
 
-    The task wakes only when such a step yields something else, finishes or fails, when
-    the handler's future completes any other way, or when the task is cancelled. Returns
-    what ``_resume`` goes on with: ``(_SEND, None)`` to step the handler (its future is
-    done), ``(DONE, None)``, ``(what it now waits on, None)``, or ``(None, error)`` to throw
-    ``error`` into it. A step's exception is raised.
+    The task wakes when the future completes: because such a step yielded something else,
+    finished or failed (its outcome is left on the protocol), because the future was
+    completed otherwise, or because the task was cancelled (which cancels it). Returns what
+    ``_resume`` goes on with: ``(_SEND, None)`` to step the handler, ``(DONE, None)``, ``(what
+    it now waits on, None)``, or ``(None, error)`` to throw ``error`` into it. A step's
+    exception is raised.
     """
-    park = protocol._park_handler(waiter)
+    protocol._handler_parked = True
     cancelled: BaseException | None = None
     try:
-        yield park
+        yield waiter
     except GeneratorExit:
-        protocol._unpark()
+        protocol._handler_parked = False
         protocol._take_outcome()
         context.run(coro.close)
         raise
-    except BaseException as exc:  # the task was cancelled (its future is ours)
+    except BaseException as exc:  # the task was cancelled, and with it the future
         cancelled = exc
-    waited = protocol._unpark()
+    protocol._handler_parked = False
     outcome, failure = protocol._take_outcome()
     if failure is not None:
         raise failure
     if cancelled is not None:
         if outcome is _DONE:
             raise cancelled  # a step had ended the handler: the cancellation is the task's
-        # As the cancellation of a task waiting on the handler's future would: that future
-        # is cancelled and the error goes to the handler.
-        if outcome is not _NO_OUTCOME:
-            waited = outcome
-        if isinstance(waited, asyncio.Future):
-            waited.cancel()
+        if isinstance(outcome, asyncio.Future):
+            outcome.cancel()  # what a step left it waiting on, as the task's cancel would
         return None, cancelled
     if outcome is _NO_OUTCOME:
         return _SEND, None
@@ -224,20 +221,20 @@ class HttpProtocol(asyncio.Protocol):
         "_force_close",
         "_handler",
         "_handler_context",
+        "_handler_parked",
         "_handler_yielded",
         "_heads_at_timer",
         "_held_paused",
         "_keepalive_s",
         "_loop",
         "_max_pipelined",
+        "_message_waiter",
         "_no_keepalive",
         "_on_data",
         "_on_eof",
         "_owner",
         "_owner_handle",
         "_owner_head_tail",
-        "_park",
-        "_parked",
         "_parked_failure",
         "_parked_outcome",
         "_parser",
@@ -252,12 +249,10 @@ class HttpProtocol(asyncio.Protocol):
         "_timer_when",
         "_transport_closing",
         "_transport_write",
-        "_unparked_cb",
         "_upgrade_data",
         "_waiter",
         "cancel_on_disconnect",
         "closing",
-        "eager_waiter",
         "head_sent",
         "limits",
         "peername",
@@ -299,18 +294,13 @@ class HttpProtocol(asyncio.Protocol):
         self._handler: Coroutine[Any, Any, None] | None = None
         self._handler_context: contextvars.Context | None = None
         self._handler_yielded: Any = None
-        # A future the handler may wait on whose completer calls ``wake_waiter()`` (set by an
-        # upgraded protocol: the WebSocket channel's receive future); see ``_resume``.
-        self.eager_waiter: Any = None
-        # While the handler is parked: the future it waits on, the task's own future, and
-        # what a step taken in ``wake_waiter()`` left for the task (a yield, DONE, an error).
-        self._parked: Any = None
-        self._park: asyncio.Future[None] | None = None
+        # The future an upgraded protocol's receiver sleeps on (``message_waiter()``), whether
+        # the handler is parked on it (``_parked``), and what a step taken in ``wake_waiter()``
+        # left for the task (a yield, DONE, an exception).
+        self._message_waiter: asyncio.Future[None] | None = None
+        self._handler_parked = False
         self._parked_outcome: Any = _NO_OUTCOME
         self._parked_failure: BaseException | None = None
-        # ``_unparked`` bound once a handler first parks (not per connection: it refers back to
-        # the protocol, a cycle only the garbage collector would free); dropped with the task.
-        self._unparked_cb: Callable[[Any], None] | None = None
         self._context = contextvars.Context()  # the connection's base context (the task's)
         self._closed: asyncio.Future[None] | None = None
         self._busy = False
@@ -766,43 +756,49 @@ class HttpProtocol(asyncio.Protocol):
         finally:
             self._stopped_serving()
 
-    def wake_waiter(self, waiter: asyncio.Future[None]) -> None:
-        """Complete ``waiter`` (``set_result(None)``), the ``eager_waiter`` the handler waits on.
+    def message_waiter(self) -> asyncio.Future[None]:
+        """The future an upgraded protocol's receiver sleeps on until a message comes: the
+        same one until it completes (``wake_waiter()`` steps a parked handler without
+        completing it), then a new one."""
+        waiter = self._message_waiter
+        if waiter is None or waiter.done():
+            waiter = self._message_waiter = self._loop.create_future()
+        return waiter
 
-        When the handler is parked on it (``_resume``), its next step is taken right here, as
-        a step of the connection task (``current_task()``, ``asyncio.timeout()`` and the
-        request's context as under the task), instead of waking the task through the loop for
-        every message. The step usually ends waiting on the next ``eager_waiter``: the handler
-        stays parked and the task asleep. Anything else it ends with (another future, a bare
-        yield, a return, an exception) goes to the task, which carries on from there. Called
-        from inside another task (a test driving us), the task takes the step instead.
+    def wake_waiter(self, waiter: asyncio.Future[None]) -> None:
+        """A message came for the receiver sleeping on ``waiter`` (``message_waiter()``).
+
+        When the connection's handler is parked on it (``_parked``: the task waits on it for
+        the handler), the handler's next step is taken right here, as a step of the
+        connection task (``current_task()``, ``asyncio.timeout()`` and the request's context
+        as under the task), instead of waking the task through the loop for every message.
+        The step usually ends sleeping on the same future: the handler stays parked and the
+        task asleep. Anything else it ends with (another future, a bare yield, a return, an
+        exception) is left for the task, woken by completing the future. Any other receiver
+        (another task), or a call from inside a task, gets the future completed.
         """
-        park = self._park
         task = self._task
         handler = self._handler
         context = self._handler_context
         if (
-            waiter is not self._parked
-            or park is None
-            or park.done()
+            not self._handler_parked
+            or waiter is not self._message_waiter
+            or waiter.done()
             or task is None
             or handler is None
             or context is None
             or _enter_task is None
         ):
-            waiter.set_result(None)
+            if not waiter.done():
+                waiter.set_result(None)
             return
-        callback = self._unparked_cb
-        self._parked = None
-        if callback is not None:
-            waiter.remove_done_callback(callback)
-        waiter.set_result(None)
         loop = self._loop
         try:
             _enter_task(loop, task)
         except RuntimeError:
-            park.set_result(None)  # the task steps the handler
+            waiter.set_result(None)  # the task steps the handler
             return
+        self._handler_parked = False  # not while it runs
         failure: BaseException | None = None
         yielded: Any = _DONE
         try:
@@ -811,45 +807,13 @@ class HttpProtocol(asyncio.Protocol):
             failure = exc
         finally:
             _leave_task(loop, task)  # type: ignore[misc]
-        if failure is None and yielded is self.eager_waiter and yielded is not None:
-            # Waits on the next message: still parked. (A future yields itself while pending;
-            # were it done, the callback would just wake the task.)
-            self._parked = yielded
-            if callback is not None:
-                yielded.add_done_callback(callback)
+        if failure is None and yielded is waiter and not waiter.done():
+            self._handler_parked = True  # sleeps on the next message: still parked
             return
         self._parked_outcome = yielded
         self._parked_failure = failure
-        park.set_result(None)
-
-    def _park_handler(self, waiter: asyncio.Future[Any]) -> asyncio.Future[None]:
-        """``_resume``: the handler waits on ``waiter``; the task waits on the returned future,
-        completed when ``waiter`` is (other than by ``wake_waiter``) or a step taken there
-        leaves something for the task."""
-        park = self._park = self._loop.create_future()
-        park._asyncio_future_blocking = True  # as Future.__await__ sets it
-        self._parked = waiter
-        callback = self._unparked_cb
-        if callback is None:
-            callback = self._unparked_cb = self._unparked
-        waiter.add_done_callback(callback)
-        return park
-
-    def _unparked(self, waiter: asyncio.Future[Any]) -> None:
-        """The parked handler's future completed other than through ``wake_waiter``."""
-        park = self._park
-        if waiter is self._parked and park is not None and not park.done():
-            park.set_result(None)
-
-    def _unpark(self) -> Any:
-        """``_resume``: the task is awake; the future the handler still waits on, if any."""
-        waiter = self._parked
-        self._parked = None
-        self._park = None
-        callback = self._unparked_cb
-        if waiter is not None and callback is not None:
-            waiter.remove_done_callback(callback)
-        return waiter
+        if not waiter.done():
+            waiter.set_result(None)  # the task takes over from here
 
     def _take_outcome(self) -> tuple[Any, BaseException | None]:
         """What a step in ``wake_waiter`` left for the task, and forget it."""
@@ -861,7 +825,6 @@ class HttpProtocol(asyncio.Protocol):
     def _stopped_serving(self) -> None:
         self._task = None
         self._waiter = None
-        self._unparked_cb = None
         handler, self._handler = self._handler, None
         if handler is not None and self._handler_context is not None:
             self._handler_context.run(handler.close)  # a handler handed over, never driven
@@ -947,7 +910,7 @@ class HttpProtocol(asyncio.Protocol):
         self._busy = False
         self._cycle_payload = None
         self._handler = self._handler_context = self._handler_yielded = None
-        self.eager_waiter = None
+        self._message_waiter = None
         self._served += 1
         if task is not None and task.cancelling():
             while task.uncancel():
@@ -962,7 +925,7 @@ class HttpProtocol(asyncio.Protocol):
         self._busy = False
         self._cycle_payload = None
         self._handler = self._handler_context = self._handler_yielded = None
-        self.eager_waiter = None
+        self._message_waiter = None
         self._served += 1
         self._close()
         if not isinstance(exc, asyncio.CancelledError | ConnectionError):

@@ -414,18 +414,18 @@ class WebSocketResponse(StreamResponse):
         loop = self._loop
         if loop is None:  # pragma: no cover - set by prepare()
             raise RuntimeError("Call .prepare() first")
-        waiter = self._ch.waiter = loop.create_future()
         conn = self._conn
-        if conn is not None:
-            conn.eager_waiter = waiter  # the channel completes it through conn.wake_waiter
+        waiter = self._ch.waiter = (
+            conn.message_waiter() if conn is not None else loop.create_future()
+        )
         if timeout is None:
             timeout = self._receive_timeout
         try:
             if timeout is None:
-                await waiter
+                await self._ch.sleep(waiter)
             else:
                 async with asyncio.timeout(timeout):
-                    await waiter
+                    await self._ch.sleep(waiter)
         finally:
             self._ch.waiter = None
 

@@ -10,23 +10,25 @@ keeps everything else (handshake, close handshake, heartbeat, timeouts, errors, 
 the channel calls back into it for those through the ``on_*`` callables it is given.
 
 No asyncio is imported: the loop, the transport and the connection (its ``write_paused``,
-``drain()``, ``pause_reading()``, ``resume_reading()``, and ``eager_waiter``/``wake_waiter()``:
-a message completes the receiver's future through the connection, which steps a handler
-waiting on it right there instead of waking its task) are handed in by the adapter.
+``drain()``, ``pause_reading()``, ``resume_reading()``, and ``message_waiter()``/``wake_waiter()``:
+a receiver sleeps on the connection's message future, and a message wakes it through the
+connection, which steps a handler parked on it right there instead of waking its task) are
+handed in by the adapter.
 Imports nothing of ours but the codec.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Final
 
 from .models import WSMessage, WSMsgType
 from .reader import FrameReader
 from .writer import FrameWriter
 
-__all__ = ["CORK_MAX_BYTES", "Channel", "compress_flag", "text_as_bytes"]
+__all__ = ["CORK_MAX_BYTES", "Channel", "compress_flag", "sleep_on", "text_as_bytes"]
 
 _TEXT: Final = WSMsgType.TEXT
 _BINARY: Final = WSMsgType.BINARY
@@ -92,9 +94,11 @@ class Channel:
         # Bound methods looked up once (a call through them skips the method lookup).
         self.append: Callable[[WSMessage], None] = self.queue.append
         self.popleft: Callable[[], WSMessage] = self.queue.popleft
-        self.new_future: Callable[[], Any] = _no_loop
         self.is_closing: Callable[[], bool] = _closing
         self.send: Callable[[bytes], None] = _no_transport
+        # The connection's message future and its waker (HttpProtocol.message_waiter() and
+        # wake_waiter(): a handler parked on it takes its next step inside on_data).
+        self.message_waiter: Callable[[], Any] = _no_loop
         self.wake_waiter: Callable[[Any], None] = _set_result
 
     def attach(
@@ -114,9 +118,9 @@ class Channel:
         self.reader = reader
         self.writer = writer
         self.read_high = read_high
-        self.new_future = loop.create_future
         self.is_closing = transport.is_closing
         self.send = transport.write
+        self.message_waiter = conn.message_waiter
         self.wake_waiter = conn.wake_waiter
 
     # -- receiving ----------------------------------------------------------------------
@@ -234,11 +238,10 @@ class Channel:
                 and not (self.closed or self.closing)
             ):
                 # Nothing queued on an open socket: wait here rather than through receive().
-                waiter = self.new_future()
+                waiter = self.message_waiter()
                 self.waiter = waiter
-                self.conn.eager_waiter = waiter  # completed through wake_waiter (on_data)
                 try:
-                    await waiter
+                    await sleep_on(waiter)
                 finally:
                     self.waiter = None
                 continue
@@ -250,6 +253,11 @@ class Channel:
             if t is _CLOSE or t is _CLOSING or t is _CLOSED:
                 raise StopAsyncIteration
             return got
+
+    async def sleep(self, waiter: Any) -> None:
+        """``sleep_on(waiter)`` for the adapter's ``receive()`` (interpreted code awaits a
+        coroutine, not the compiled generator)."""
+        await sleep_on(waiter)
 
     # -- sending ------------------------------------------------------------------------
 
@@ -339,6 +347,16 @@ def _no_loop() -> Any:
 
 def _closing() -> bool:
     return True
+
+
+@types.coroutine
+def sleep_on(waiter: Any) -> Generator[Any, None, None]:
+    """Sleep until ``waiter`` (a future) completes or the one who drives us resumes us anyway
+    (``HttpProtocol.wake_waiter`` steps a parked handler without completing it): either way
+    the caller looks at the queue again. Unlike ``await waiter``, it neither checks that the
+    future is done nor reads its result; a cancellation is raised as usual."""
+    waiter._asyncio_future_blocking = True  # as Future.__await__ does before yielding itself
+    yield waiter
 
 
 def _set_result(waiter: Any) -> None:
