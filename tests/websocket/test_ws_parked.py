@@ -28,6 +28,14 @@ def app_with(**routes: Any) -> web.Application:
     return app
 
 
+async def echo_numbers(url: str, count: int) -> None:
+    """Send 0..count-1 one at a time over a WebSocket at ``url``; each must come back."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        for i in range(count):
+            await ws.send_str(str(i))
+            assert (await ws.receive(timeout=5)).data == str(i)
+
+
 async def _messages(ws: web.WebSocketResponse, how: str) -> Any:
     if how == "async for":
         async for msg in ws:
@@ -60,10 +68,7 @@ async def test_a_parked_handler_is_stepped_in_place_as_its_task(serve: Serve, ho
         return ws
 
     base = await serve(app_with(echo=handler))
-    async with aiohttp.ClientSession() as session, session.ws_connect(base + "/echo") as ws:
-        for i in range(MESSAGES):
-            await ws.send_str(str(i))
-            assert (await ws.receive(timeout=5)).data == str(i)
+    await echo_numbers(base + "/echo", MESSAGES)
     tasks = {id(task) for task, _, _ in seen}
     parks = {id(park) for _, park, _ in seen}
     assert len(tasks) == 1  # every step ran as the connection's task
@@ -124,10 +129,7 @@ async def test_waits_on_other_things_between_messages(serve: Serve) -> None:
         return ws
 
     base = await serve(app_with(wait=handler))
-    async with aiohttp.ClientSession() as session, session.ws_connect(base + "/wait") as ws:
-        for i in range(30):
-            await ws.send_str(str(i))
-            assert (await ws.receive(timeout=5)).data == str(i)
+    await echo_numbers(base + "/wait", 30)
 
 
 async def test_a_receive_in_another_task_is_not_parked(serve: Serve) -> None:
@@ -145,10 +147,7 @@ async def test_a_receive_in_another_task_is_not_parked(serve: Serve) -> None:
         return ws
 
     base = await serve(app_with(child=handler))
-    async with aiohttp.ClientSession() as session, session.ws_connect(base + "/child") as ws:
-        for i in range(20):
-            await ws.send_str(str(i))
-            assert (await ws.receive(timeout=5)).data == str(i)
+    await echo_numbers(base + "/child", 20)
 
 
 @pytest.mark.parametrize("how", ["return", "raise"])
