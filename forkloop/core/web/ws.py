@@ -411,13 +411,8 @@ class WebSocketResponse(StreamResponse):
     async def _wait(self, timeout: float | None) -> None:  # noqa: ASYNC109 - aiohttp's API
         if self._ch.waiter is not None:
             raise RuntimeError("Concurrent call to receive() is not allowed")
-        loop = self._loop
-        if loop is None:  # pragma: no cover - set by prepare()
-            raise RuntimeError("Call .prepare() first")
-        conn = self._conn
-        waiter = self._ch.waiter = (
-            conn.message_waiter() if conn is not None else loop.create_future()
-        )
+        # The connection's message future (the channel raises before prepare()).
+        waiter = self._ch.waiter = self._ch.message_waiter()
         if timeout is None:
             timeout = self._receive_timeout
         try:
