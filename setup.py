@@ -64,6 +64,8 @@ C_MODULES = [
     ("forkloop.core.websocket._unmask", "forkloop/core/websocket/_unmask.c"),
     # Response(...) from a handler: a vectorcall constructor, no argument tuple and dict.
     ("forkloop.core.web._construct", "forkloop/core/web/_construct.c"),
+    # The simple-head branch of the request parser: a common request head without llhttp.
+    ("forkloop.core.http._simplehead", "forkloop/core/http/_simplehead.c"),
 ]
 
 
