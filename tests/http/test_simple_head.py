@@ -58,6 +58,22 @@ def _limits(limits: Limits) -> tuple[int, int, int, int, int]:
     )
 
 
+@pytest.fixture(autouse=True)
+def branch_on() -> Iterator[None]:
+    """The branch on in both builds: in the pure one (off as shipped) with the definition."""
+    saved = parser_module._SIMPLE_BRANCH
+    parser_module._SIMPLE_BRANCH = True
+    try:
+        yield
+    finally:
+        parser_module._SIMPLE_BRANCH = saved
+
+
+def test_the_branch_is_on_where_the_scan_is_compiled() -> None:
+    assert shipped_scan.CHEAPER is COMPILED
+    assert definition.CHEAPER is False
+
+
 @contextmanager
 def llhttp_only() -> Iterator[None]:
     """The parser with the simple-head branch off: llhttp parses every request."""

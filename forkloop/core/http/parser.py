@@ -13,8 +13,8 @@ request; later feeds are refused. If the server declines the upgrade (answers an
 101), the connection goes on as HTTP: a fresh parser is fed the bytes held since.
 A request whose head is whole in the bytes fed and simple (``_simplehead``: GET-like, HTTP/1.1,
 plain fields, one Host, no body or upgrade, within the limits) is taken by the simple-head branch
-(``_simple_heads``) without llhttp: the same events, for a third of the cost; anything else is
-llhttp's, which also refuses what is malformed.
+(``_simple_heads``) without llhttp: the same events, for a third of the cost (compiled builds
+only: ``_simplehead.CHEAPER``); anything else is llhttp's, which also refuses what is malformed.
 Any violation raises an :class:`~.errors.HttpError` whose ``status`` is the answer;
 the parser is then unusable, and the connection must close (RFC 9112 §11.2: after a framing
 error the next request's start is unknowable).
@@ -28,6 +28,7 @@ from typing import Final, NamedTuple
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from ._simplehead import CHEAPER as _SIMPLE_BRANCH
 from ._simplehead import scan as _scan_simple
 from .errors import (
     BadRequest,
@@ -278,9 +279,10 @@ class RequestParser:
         self._events = events
         if self._closed:
             return events
-        if self._between:
+        if self._between and _SIMPLE_BRANCH:
             # Whole simple heads at the start of the bytes take the simple-head branch; what
-            # follows the last of them (anything it does not take) goes to llhttp.
+            # follows the last of them (anything it does not take) goes to llhttp. Where the
+            # scan's C twin is not built, the branch is off (it would cost more than llhttp).
             data = self._simple_heads(data)
             if not data or self._closed:
                 return events
