@@ -125,7 +125,7 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
     /* The field lines, checked whole before any object is made. */
     Py_ssize_t fields_start = at, count = 0, header_bytes = 0;
-    Py_ssize_t host_at = -1, host_len = 0;
+    Py_ssize_t host_at = -1;
     int connection = 0, keep_alive = 1;
     for (;;) {
         if (at + 2 > size) {
@@ -168,7 +168,6 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 Py_RETURN_NONE;
             }
             host_at = v0;
-            host_len = v1 - v0;
         }
         else if (is_word(name, name_len, "connection")) {
             if (connection) {
@@ -234,7 +233,6 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_AssertionError, "simple head without its Host");
         goto error;
     }
-    (void)host_len;
     PyObject *end_obj = PyLong_FromSsize_t(end);
     result = end_obj == NULL ? NULL : PyTuple_New(6);
     if (result == NULL) {

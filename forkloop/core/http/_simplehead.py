@@ -65,6 +65,8 @@ def scan(  # noqa: C901 - one pass over the head, as the C twin makes it
     ``limits``: ``(max_head, max_line, max_field, max_header_bytes, max_fields)``.
     """
     max_head, max_line, max_field, max_header_bytes, max_fields = limits
+    if start < 0 or max_head < 0:
+        return None
     size = min(len(data), start + max_head)
     at = data.find(b" ", start, min(size, start + 8))
     if at < 0:
