@@ -290,10 +290,20 @@ def test_limits_are_the_parsers(name: str) -> None:
 
 
 def test_head_end_search_is_bounded() -> None:
-    # A head longer than the limits allow is not searched to its end: the scan stops at the
-    # bound (and llhttp refuses the head).
-    head = req("GET / HTTP/1.1\nHost: x\n") + b"X: y\r\n" * 60 + b"\r\n"
+    # A head within every other limit but longer than the bound (request line plus header
+    # section): the scan stops at the bound and leaves it to llhttp, which takes it.
+    target = "/" + "a" * 39  # at the request-line limit
+    fields = "".join(f"X{i}: {'v' * 55}\n" for i in range(3))  # 60 bytes each, at the limit
+    head = req(f"OPTIONS {target} HTTP/1.1\nHost: x\n{fields}\n")
     assert len(head) > _limits(SMALL)[0]
+    assert scans(head, SMALL) is None
+    events, status = both_paths(head, SMALL)
+    assert status is None
+    assert events[-1] == "end"
+
+
+def test_a_head_over_the_limits_is_refused_on_both_paths() -> None:
+    head = req("GET / HTTP/1.1\nHost: x\n") + b"X: y\r\n" * 60 + b"\r\n"
     assert scans(head, SMALL) is None
     _events, status = both_paths(head, SMALL)
     assert status == 431

@@ -53,6 +53,8 @@ _REFUSED: Final = frozenset(
     (b"content-length", b"transfer-encoding", b"expect", b"upgrade", b"proxy-connection")
 )
 _METHODS: Final = {m.encode(): m for m in SIMPLE_METHODS}
+# The lengths of host, connection and the _REFUSED names: only those are lower-cased.
+_SPECIAL_LENGTHS: Final = frozenset(len(n) for n in (b"host", b"connection", *_REFUSED))
 
 Found = tuple[int, str, str, list[tuple[bytes, bytes]], bytes, bool]
 
@@ -118,8 +120,7 @@ def scan(  # noqa: C901 - one pass over the head, as the C twin makes it
             return None
         value = data[value_start:at].strip(b" \t")
         at += 2
-        length = len(name)
-        if length == 4 or length == 10 or length in (6, 7, 14, 16, 17):
+        if len(name) in _SPECIAL_LENGTHS:
             lname = name.lower()
             if lname == b"host":
                 if host is not None:

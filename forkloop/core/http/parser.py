@@ -330,10 +330,8 @@ class RequestParser:
             if found is None:
                 break
             end, method, target, fields, host, keep_alive = found
-            if host != self._last_host:
-                if _HOST.fullmatch(host) is None:
-                    break  # llhttp's path refuses it, with its message
-                self._last_host = host
+            if not self._host_ok(host):
+                break  # llhttp's path refuses it, with its message
             self.heads_begun += 1
             self._keep_alive = keep_alive
             events.append(
@@ -518,13 +516,18 @@ class RequestParser:
             self._connection_named = True
         elif lname == b"host":
             self._hosts += 1
-            if value != self._last_host:  # a keep-alive client sends the same one again
-                self._check_host(value)
+            if not self._host_ok(value):
+                self._fail(BadRequest(f"invalid Host header: {value!r}"))
 
-    def _check_host(self, value: bytes) -> None:
+    def _host_ok(self, value: bytes) -> bool:
+        """Whether a Host value is valid syntax (RFC 9110 §7.2); the one check of both paths.
+        A keep-alive client sends the same value again: the latest valid one is remembered."""
+        if value == self._last_host:
+            return True
         if _HOST.fullmatch(value) is None:
-            self._fail(BadRequest(f"invalid Host header: {value!r}"))
+            return False
         self._last_host = value
+        return True
 
     def on_headers_complete(self) -> None:
         parser = self._parser
