@@ -66,6 +66,8 @@ C_MODULES = [
     ("forkloop.core.web._construct", "forkloop/core/web/_construct.c"),
     # The simple-head branch of the request parser: a common request head without llhttp.
     ("forkloop.core.http._simplehead", "forkloop/core/http/_simplehead.c"),
+    # json_response's text for a flat object: one pass over the dict into one string.
+    ("forkloop.core.web._flatjson", "forkloop/core/web/_flatjson.c"),
 ]
 
 

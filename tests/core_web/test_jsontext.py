@@ -1,9 +1,13 @@
 """jsontext.dumps is json.dumps: its flat-object branch and its fallback give the same text and
-the same errors; Response refuses positional arguments as aiohttp does (its keyword guard)."""
+the same errors; the flat-object writer's C twin (``_flatjson.c``) gives what its definition
+(``_flatjson.py``) gives; Response refuses positional arguments as aiohttp does (its keyword
+guard)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +15,18 @@ from aiohttp import web as aioweb
 from hypothesis import given
 from hypothesis import strategies as st
 
+import forkloop.core.web
+import forkloop.core.web._flatjson as shipped
 from forkloop.core.web import jsontext
 from forkloop.core.web.response import Response, json_response
+
+# The definition, from the package's own directory, whichever build is installed.
+_SOURCE = Path(forkloop.core.web.__file__).with_name("_flatjson.py")
+_spec = importlib.util.spec_from_file_location("flatjson_definition", _SOURCE)
+assert _spec is not None
+assert _spec.loader is not None
+definition = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(definition)
 
 _SCALARS = st.one_of(st.text(), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=True))
 _FLAT = st.dictionaries(st.text(), st.one_of(st.text(), st.integers(), st.booleans(), st.none()))
@@ -38,8 +52,33 @@ class _Dict(dict[str, Any]):
 
 @given(_FLAT)
 def test_flat_objects_are_json_dumps(value: dict[str, Any]) -> None:
-    assert jsontext._flat_object(value) is not None  # the branch under test is taken
+    assert shipped.flat_object(value) is not None  # the branch under test is taken
     assert jsontext.dumps(value) == json.dumps(value)
+    assert definition.flat_object(value) == json.dumps(value)
+
+
+# Any code point (lone surrogates included), so that every escape json writes is exercised.
+_ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
+_ANY_FLAT = st.dictionaries(
+    _ANY_TEXT,
+    st.one_of(_ANY_TEXT, st.integers(), st.booleans(), st.none()),
+    max_size=40,  # past the C twin's 16 members kept on its stack
+)
+
+
+@given(st.one_of(_ANY_FLAT, _ANY_DICT, _SCALARS))
+def test_the_c_twin_gives_what_the_definition_gives(value: Any) -> None:
+    expected = definition.flat_object(value)
+    assert shipped.flat_object(value) == expected
+    if expected is not None:
+        assert expected == json.dumps(value)
+
+
+@pytest.mark.parametrize("members", [0, 1, 15, 16, 17, 200])
+def test_objects_of_any_size(members: int) -> None:
+    value = {f"k{index}": index if index % 2 else f"v\n{index}" for index in range(members)}
+    assert shipped.flat_object(value) == json.dumps(value)
+    assert definition.flat_object(value) == json.dumps(value)
 
 
 @given(_ANY_DICT)
@@ -53,6 +92,8 @@ def test_any_dict_is_json_dumps(value: dict[Any, Any]) -> None:
         {},
         {"message": "Hello, World!"},
         {"é": '\u2028\x00"\\', "n": -(10**30), "t": True, "f": False, "z": None},
+        {"\ud800": "\udfff\x7f\x1f", "~ !": " "},
+        {"del": "a\x7fb", "us": "\x1f", "quote": 'say "hi"', "back\\slash": "/"},
         {"nested": {"a": 1}},
         {"list": [1, 2]},
         {"x": 1.5},
@@ -79,7 +120,11 @@ def test_only_exact_flat_objects_take_the_flat_branch() -> None:
         '{"a": "b", "c": 1, "d": null, "e": true}'
     )
     for other in ({"s": _Str("x")}, {"i": _Int(1)}, {1: "x"}, {"f": 1.0}, {"l": []}):
-        assert jsontext._flat_object(other) is None
+        assert shipped.flat_object(other) is None
+        assert definition.flat_object(other) is None
+    for not_a_dict in (_Dict(a=1), [("a", 1)], "{}", None):
+        assert shipped.flat_object(not_a_dict) is None
+        assert definition.flat_object(not_a_dict) is None
 
 
 def test_errors_are_json_dumps_errors() -> None:
@@ -89,6 +134,9 @@ def test_errors_are_json_dumps_errors() -> None:
             json.dumps(bad)
         with pytest.raises(expected.type):
             jsontext.dumps(bad)
+    for flat in (shipped.flat_object, definition.flat_object):
+        with pytest.raises(ValueError, match="digits"):
+            flat(too_long)
 
 
 @pytest.mark.parametrize("factory", [aioweb.Response, Response], ids=["aiohttp", "forkloop"])
@@ -105,13 +153,22 @@ def test_response_takes_keyword_arguments_only(factory: Any) -> None:
 def test_escaped_keys_are_remembered_within_bounds() -> None:
     # A key's escape is looked up once it is known; the table stops growing at its bound and
     # never holds long keys, whatever clients or handlers send as keys.
+    # (The definition's table; the C twin writes a plain key as it is and escapes the others.)
+    flat = definition.flat_object
     for value in ({"k\u00e9y": 1}, {"k\u00e9y": 2}, {"k\u00e9y": "\u2028"}):
-        assert jsontext.dumps(value) == json.dumps(value)
-    assert jsontext._KEYS["k\u00e9y"] == '"k\\u00e9y"'
-    long_key = "x" * (jsontext._MAX_KEY_CHARS + 1)
-    assert jsontext.dumps({long_key: 1}) == json.dumps({long_key: 1})
-    assert long_key not in jsontext._KEYS
-    for index in range(jsontext._MAX_KEYS + 10):
+        assert flat(value) == json.dumps(value)
+    assert definition._KEYS["k\u00e9y"] == '"k\\u00e9y"'
+    long_key = "x" * (definition._MAX_KEY_CHARS + 1)
+    assert flat({long_key: 1}) == json.dumps({long_key: 1})
+    assert long_key not in definition._KEYS
+    for index in range(definition._MAX_KEYS + 10):
         key = f"key-{index}"
-        assert jsontext.dumps({key: index}) == json.dumps({key: index})
-    assert len(jsontext._KEYS) <= jsontext._MAX_KEYS
+        assert flat({key: index}) == json.dumps({key: index})
+    assert len(definition._KEYS) <= definition._MAX_KEYS
+
+
+def test_the_compiled_build_ships_the_c_twin() -> None:
+    if jsontext.__file__ is None or jsontext.__file__.endswith(".py"):
+        pytest.skip("pure build: the definition is what runs")
+    assert shipped.__file__ is not None
+    assert not shipped.__file__.endswith(".py")
