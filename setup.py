@@ -68,6 +68,8 @@ C_MODULES = [
     ("forkloop.core.http._simplehead", "forkloop/core/http/_simplehead.c"),
     # json_response's text for a flat object: one pass over the dict into one string.
     ("forkloop.core.web._flatjson", "forkloop/core/web/_flatjson.c"),
+    # A plain response's bytes: its pieces written into one bytes object of the exact size.
+    ("forkloop.core.http._plainhead", "forkloop/core/http/_plainhead.c"),
 ]
 
 

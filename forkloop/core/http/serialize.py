@@ -1,8 +1,8 @@
 """Sans-I/O response framing: status lines, header blocks, chunks, the Date value, error replies.
 
 Owns the bytes of a response head and of chunked framing, and refuses header injection (CR, LF
-or NUL in a name or value). Imports only ``errors`` of ours. No clock is read here: callers pass
-the time, so the Date cache is testable.
+or NUL in a name or value). Imports only ``errors`` and ``_plainhead`` of ours. No clock is read
+here: callers pass the time, so the Date cache is testable.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Final
 
+from ._plainhead import message
 from .errors import HttpError
 
 __all__ = [
     "DateCache",
     "chunk",
-    "content_length_line",
     "error_response",
     "plain_message",
     "reason_phrase",
@@ -31,8 +31,8 @@ _REASONS.setdefault(421, "Misdirected Request")
 # Final: the compiled module reads these from C statics rather than the module's dict.
 _STATUS_LINES: Final[dict[tuple[int, int, int], bytes]] = {}
 _STATUS_LINES_11: Final[dict[int, bytes]] = {}
-_LENGTH_LINES: Final[dict[int, bytes]] = {}
 LAST_CHUNK: Final = b"0\r\n\r\n"
+_message: Final = message  # its C twin where built: the pieces written in one copy each
 
 
 def reason_phrase(status: int) -> str:
@@ -60,23 +60,11 @@ def status_line_http11(status: int) -> bytes:
     return line
 
 
-def content_length_line(length: int) -> bytes:
-    """``Content-Length: N\r\n``; the lines of lengths below 4096 are cached."""
-    line = _LENGTH_LINES.get(length)
-    if line is None:
-        line = b"Content-Length: %d\r\n" % length
-        if length < 4096:
-            _LENGTH_LINES[length] = line
-    return line
-
-
 def plain_message(status: int, ctype_line: bytes, length: int, tail: bytes, body: bytes) -> bytes:
     """The one renderer of a plain HTTP/1.1 response: status line, ``ctype_line`` (a whole
     ``Content-Type`` line, or empty), ``Content-Length: length``, ``tail`` (the Date and Server
     lines and the blank line ending the head) and ``body`` (empty when the body follows)."""
-    return b"".join(
-        (status_line_http11(status), ctype_line, content_length_line(length), tail, body)
-    )
+    return _message(status_line_http11(status), ctype_line, length, tail, body)
 
 
 def _check_value(text: str) -> None:
