@@ -5,12 +5,11 @@ guard)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+import twins
 from aiohttp import web as aioweb
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,13 +19,7 @@ import forkloop.core.web._flatjson as shipped
 from forkloop.core.web import jsontext
 from forkloop.core.web.response import Response, json_response
 
-# The definition, from the package's own directory, whichever build is installed.
-_SOURCE = Path(forkloop.core.web.__file__).with_name("_flatjson.py")
-_spec = importlib.util.spec_from_file_location("flatjson_definition", _SOURCE)
-assert _spec is not None
-assert _spec.loader is not None
-definition = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(definition)
+definition = twins.definition(forkloop.core.web, "_flatjson")
 
 _SCALARS = st.one_of(st.text(), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=True))
 _FLAT = st.dictionaries(st.text(), st.one_of(st.text(), st.integers(), st.booleans(), st.none()))

@@ -4,12 +4,11 @@ its definition gives (bytes, or the same exception type), table-driven and by hy
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+import twins
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,13 +16,7 @@ import forkloop.core.http
 import forkloop.core.http._plainhead as shipped
 from forkloop.core.http import serialize
 
-# The definition, from the package's own directory, whichever build is installed.
-_SOURCE = Path(forkloop.core.http.__file__).with_name("_plainhead.py")
-_spec = importlib.util.spec_from_file_location("plainhead_definition", _SOURCE)
-assert _spec is not None
-assert _spec.loader is not None
-definition = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(definition)
+definition = twins.definition(forkloop.core.http, "_plainhead")
 
 STATUS = b"HTTP/1.1 200 OK\r\n"
 CTYPE = b"Content-Type: text/plain; charset=utf-8\r\n"

@@ -11,13 +11,12 @@ Connection variants, limits) and pipelines of them.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
+import twins
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,13 +29,7 @@ from forkloop.core.http.parser import RequestParser, Upgrade
 
 from .test_http_parser import normalize
 
-# From the package's own directory (a compiled module's __file__ need not be next to it).
-_SOURCE = Path(forkloop.core.http.__file__).with_name("_simplehead.py")
-_spec = importlib.util.spec_from_file_location("simplehead_definition", _SOURCE)
-assert _spec is not None
-assert _spec.loader is not None
-definition = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(definition)
+definition = twins.definition(forkloop.core.http, "_simplehead")
 
 COMPILED = not shipped_scan.__file__.endswith(".py")
 LIMITS = Limits()
