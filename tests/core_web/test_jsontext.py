@@ -130,6 +130,11 @@ def test_errors_are_json_dumps_errors() -> None:
     for flat in (shipped.flat_object, definition.flat_object):
         with pytest.raises(ValueError, match="digits"):
             flat(too_long)
+        # Member by member, as the definition: the limit before a member that is not flat
+        # raises, after one it is never reached.
+        with pytest.raises(ValueError, match="digits"):
+            flat({"n": 10**5000, "f": 1.5})
+        assert flat({"f": 1.5, "n": 10**5000}) is None
 
 
 @pytest.mark.parametrize("factory", [aioweb.Response, Response], ids=["aiohttp", "forkloop"])

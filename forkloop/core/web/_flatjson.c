@@ -114,12 +114,9 @@ flat_object(PyObject *module, PyObject *data)
         items[2 * taken + 1] = value;
         taken++;
     }
-    if (!flat) {
-        Py_INCREF(Py_None);
-        result = Py_None;
-        goto done;
-    }
-    /* Rendered, and the text's size: "{" "}", ", " between members, ": " in each. */
+    /* Rendered, and the text's size: "{" "}", ", " between members, ": " in each. When a
+     * member is not flat, the members before it are still rendered, as the definition renders
+     * them before it meets that member: an int past the digit limit raises there too. */
     Py_ssize_t size = 2 + (taken ? 4 * taken - 2 : 0);
     for (; rendered < 2 * taken; rendered++) {
         PyObject *item = items[rendered];
@@ -142,6 +139,11 @@ flat_object(PyObject *module, PyObject *data)
             out->quoted = 0;
         }
         size += PyUnicode_GET_LENGTH(out->text) + 2 * out->quoted;
+    }
+    if (!flat) {
+        Py_INCREF(Py_None);
+        result = Py_None;
+        goto done;
     }
     result = PyUnicode_New(size, 127);
     if (result == NULL) {
