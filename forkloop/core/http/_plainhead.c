@@ -28,30 +28,22 @@ message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                      Py_TYPE(length_obj)->tp_name);
         return NULL;
     }
-    Py_ssize_t length = PyLong_AsSsize_t(length_obj);
-    if (length == -1 && PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
-            return NULL;
-        }
-        /* Out of Py_ssize_t's range: negative is ValueError first, as in the definition. */
-        PyErr_Clear();
-        PyObject *zero = PyLong_FromLong(0);
-        if (zero == NULL) {
-            return NULL;
-        }
-        int negative = PyObject_RichCompareBool(length_obj, zero, Py_LT);
-        Py_DECREF(zero);
-        if (negative < 0) {
-            return NULL;
-        }
-        PyErr_SetString(negative ? PyExc_ValueError : PyExc_OverflowError,
-                        negative ? "length must not be negative" : "length past sys.maxsize");
+    /* The sign first, then the bound, as in the definition; `overflow` says which side of
+     * a long long the value lies on when it does not fit one. */
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(length_obj, &overflow);
+    if (value == -1 && !overflow && PyErr_Occurred()) {
         return NULL;
     }
-    if (length < 0) {
-        PyErr_Format(PyExc_ValueError, "length must not be negative: %zd", length);
+    if (overflow < 0 || (!overflow && value < 0)) {  /* on overflow, value is -1 */
+        PyErr_SetString(PyExc_ValueError, "length must not be negative");
         return NULL;
     }
+    if (overflow > 0 || value > PY_SSIZE_T_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "length past sys.maxsize");
+        return NULL;
+    }
+    Py_ssize_t length = (Py_ssize_t)value;
     const int pieces[4] = {0, 1, 3, 4};
     Py_ssize_t size = LENGTH_NAME_SIZE + 2;
     for (int i = 0; i < 4; i++) {

@@ -34,7 +34,7 @@ _MAX_KEYS: Final = 1024
 _MAX_KEY_CHARS: Final = 64
 
 
-def flat_object(data: dict[Any, Any]) -> str | None:
+def flat_object(data: Any) -> str | None:
     """The JSON text of ``data`` if it is a flat object (see the module), else None."""
     if type(data) is not dict:
         return None

@@ -21,13 +21,10 @@ from ._flatjson import flat_object
 __all__ = ["dumps"]
 
 _json_dumps: Final[Callable[[Any], str]] = json.dumps
-_flat_object: Final[Callable[[dict[Any, Any]], str | None]] = flat_object
+_flat_object: Final[Callable[[Any], str | None]] = flat_object
 
 
 def dumps(data: Any) -> str:
     """``json.dumps(data)``: the same text, and the same errors."""
-    if type(data) is dict:
-        text = _flat_object(data)
-        if text is not None:
-            return text
-    return _json_dumps(data)
+    text = _flat_object(data)  # None unless data is a flat object: the one predicate
+    return text if text is not None else _json_dumps(data)
