@@ -2,9 +2,11 @@
 
 Wall-clock benchmarks swing by several percent with whatever else the machine does; an
 instruction count does not. This drives the benchmark app (``bench/peers/web_app.py``) in
-process: the server's protocol gets the same request bytes a keep-alive client would send,
-through a transport that only counts what is written, so what is counted is the server's own
-work per request (parser, routing, handler, response, observers) without sockets or wrk.
+process, over a socket pair: the server's side is a real transport of the loop, and the other
+side, a keep-alive client in the same loop, sends the next request once the whole response has
+come. So the loop makes the same passes per request as with a real client, and what is counted
+is the server's own work per request (parser, routing, handler, response, observers, the
+transport's send and receive) plus the small, fixed cost of the client's two calls.
 
 It runs the driver twice under ``valgrind --tool=callgrind`` (N and 3N requests, same hash seed)
 and prints the difference divided by 2N: start-up and import costs cancel out.
@@ -22,74 +24,16 @@ import asyncio
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR / "peers"))
 
 REQUEST = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n"
-
-
-class _Transport:
-    """The least a protocol needs of a transport; counts the response bytes."""
-
-    def __init__(self, on_response: Any) -> None:
-        self.written = 0
-        self.responses = 0
-        self.closing = False
-        self.on_response = on_response
-
-    def write(self, data: bytes) -> None:
-        self.written += len(data)
-        if data.startswith(b"HTTP/1.1 200 "):
-            self.responses += 1
-            self.on_response()
-
-    def writelines(self, chunks: Any) -> None:
-        for chunk in chunks:
-            self.write(chunk)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8080)}.get(
-            name, default
-        )
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def is_reading(self) -> bool:
-        return True
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        pass
-
-    def set_protocol(self, protocol: Any) -> None:
-        pass
 
 
 async def _drive(framework: str, path: str, metrics: bool, requests: int) -> int:
@@ -101,31 +45,61 @@ async def _drive(framework: str, path: str, metrics: bool, requests: int) -> int
         web_app.add_metrics(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    server = runner.server
-    protocol = server()
     loop = asyncio.get_running_loop()
-    data = REQUEST % path.encode()
+    server_side, client = socket.socketpair()
+    client.setblocking(False)
+    await loop.connect_accepted_socket(runner.server, server_side)
+    request = REQUEST % path.encode()
     done = loop.create_future()
+    received = bytearray()
+    answered = 0
+    written = 0  # response bytes the server sent
 
-    def send() -> None:
-        protocol.data_received(data)
+    def on_readable() -> None:
+        # A keep-alive client: the next request goes out once the answer has come whole.
+        nonlocal answered, written
+        data = client.recv(65536)
+        if not data:
+            if not done.done():
+                done.set_exception(ConnectionError("the server closed the connection"))
+            return
+        received.extend(data)
+        written += len(data)
+        while True:
+            length = _complete_response(received)
+            if length == 0:
+                return
+            del received[:length]
+            answered += 1
+            if answered < requests:
+                client.send(request)
+            elif not done.done():
+                done.set_result(None)
 
-    def on_response() -> None:
-        # A keep-alive client: the next request goes out once the answer has begun to arrive.
-        if transport.responses < requests:
-            loop.call_soon(send)
-        else:
-            loop.call_soon(done.set_result, None)
+    loop.add_reader(client.fileno(), on_readable)
+    client.send(request)
+    try:
+        await done
+    finally:
+        loop.remove_reader(client.fileno())
+        client.close()
+        await runner.cleanup()
+    return written
 
-    transport = _Transport(on_response)
-    protocol.connection_made(transport)
-    loop.call_soon(send)
-    await done
-    for _ in range(3):
-        await asyncio.sleep(0)
-    protocol.connection_lost(None)
-    await runner.cleanup()
-    return transport.written
+
+def _complete_response(data: bytearray) -> int:
+    """The size of the complete response at the front of ``data`` (0: not complete yet)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return 0
+    head = bytes(data[:end]).lower()
+    assert head.startswith(b"http/1.1 200 "), head[:100]
+    at = head.find(b"\r\ncontent-length:")
+    assert at >= 0, head
+    line_end = head.find(b"\r\n", at + 2)
+    size = int(head[at + 17 : line_end if line_end >= 0 else len(head)])
+    total = end + 4 + size
+    return total if len(data) >= total else 0
 
 
 def drive(framework: str, path: str, metrics: bool, requests: int) -> None:

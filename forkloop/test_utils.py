@@ -495,6 +495,9 @@ class _MockProtocol:
         if self.transport is not None:
             self.transport.write(data)
 
+    def write_response(self, data: bytes) -> None:
+        self.write(data)
+
     async def drain(self) -> None:
         return None
 

@@ -163,4 +163,3 @@ def test_escaped_keys_are_remembered_within_bounds() -> None:
         key = f"key-{index}"
         assert flat({key: index}) == json.dumps({key: index})
     assert len(definition._KEYS) <= definition._MAX_KEYS
-

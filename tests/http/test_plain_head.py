@@ -119,4 +119,3 @@ def test_plain_message_renders_as_before(status: int, length: int) -> None:
     assert serialize.plain_message(status, CTYPE, length, TAIL, body) == _expected(
         line, CTYPE, length, TAIL, body
     )
-

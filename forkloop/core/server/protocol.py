@@ -18,6 +18,16 @@ request, the head must arrive within ``header_timeout_s``; an idle keep-alive co
 after ``keepalive_timeout_s``, and so does a new one that sends nothing (the shorter of the two
 bounds the first wait). After an error reply the socket is half-closed and input is
 discarded for ``lingering_timeout_s``, so the client reads the reply instead of a reset.
+
+Writes. A whole response a keep-alive cycle ends with (``write_response``, the one-write path)
+is held, not written at once: at most one per connection and ``MAX_HELD_RESPONSE_BYTES``. The
+loop's ``_Outbox`` writes the held responses at the end of the loop's pass, once every
+connection's data of that pass was read and answered, or as soon as ``MAX_HELD_RESPONSES`` are
+held. A batch's responses then go out back to back, and each peer is woken once per batch
+instead of once per response. A held response is written before anything else reaches its
+transport: at the start of the connection's next request cycle (code outside this module
+writes only inside a cycle) and before every write, close, half-close and abort of this
+module. A lost connection drops it.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import asyncio
 import collections
 import contextvars
 import types
+import weakref
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Final, Protocol, cast
 
@@ -56,6 +67,12 @@ SHUTDOWN_GRACE_S: Final = 1.0
 # Unread body a finished handler may leave behind and still keep the connection: bytes beyond
 # this are not worth reading just to find the next request.
 MAX_DISCARD_BYTES: Final = 64 * 1024
+
+# A bigger whole response is written at once: holding it saves nothing worth its copy's wait.
+MAX_HELD_RESPONSE_BYTES: Final = 64 * 1024
+# Held responses of one pass written together as soon as there are this many: the first one's
+# wait is bounded by this many handlers, however many connections one pass serves.
+MAX_HELD_RESPONSES: Final = 64
 
 _IDLE: Final = 0
 _HEADER: Final = 1
@@ -174,6 +191,48 @@ def _parked(
     return outcome, None
 
 
+class _Outbox:
+    """The connections of one event loop holding a whole response (``write_response``), all
+    written by one callback at the end of the loop's current pass."""
+
+    # No reference to the loop: it is the key this outbox is kept under (``_outboxes``).
+    __slots__ = ("_flush_soon", "_pending")
+
+    def __init__(self) -> None:
+        self._pending: list[HttpProtocol] = []
+        self._flush_soon: Callable[[], None] = self._flush  # bound once, scheduled per pass
+
+    def add(self, protocol: HttpProtocol) -> None:
+        pending = self._pending
+        if not pending:
+            protocol._call_soon(self._flush_soon)
+        pending.append(protocol)
+        if len(pending) >= MAX_HELD_RESPONSES:
+            self._flush()
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for protocol in pending:
+            try:
+                protocol._write_held()
+            except Exception as exc:  # one connection's failure must not hold back the others
+                protocol._loop.call_exception_handler(
+                    {"message": "writing a held response failed", "exception": exc}
+                )
+
+
+_outboxes: Final[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _outbox_for(loop: asyncio.AbstractEventLoop) -> _Outbox:
+    outbox = _outboxes.get(loop)
+    if outbox is None:
+        outbox = _outboxes[loop] = _Outbox()
+    return outbox
+
+
 class _Discard:
     """Takes the body a finished handler did not read, up to a bound."""
 
@@ -212,6 +271,7 @@ class HttpProtocol(asyncio.Protocol):
         "_arrivals",
         "_body",
         "_busy",
+        "_call_soon",
         "_closed",
         "_context",
         "_cycle_payload",
@@ -224,6 +284,7 @@ class HttpProtocol(asyncio.Protocol):
         "_handler_parked",
         "_handler_yielded",
         "_heads_at_timer",
+        "_held",
         "_held_paused",
         "_keepalive_s",
         "_loop",
@@ -232,6 +293,7 @@ class HttpProtocol(asyncio.Protocol):
         "_no_keepalive",
         "_on_data",
         "_on_eof",
+        "_outbox",
         "_owner",
         "_owner_handle",
         "_owner_head_tail",
@@ -271,6 +333,10 @@ class HttpProtocol(asyncio.Protocol):
         ] = owner.handle
         self._owner_head_tail: Callable[[], bytes] = owner.head_tail
         self._loop = loop
+        self._call_soon: Callable[[Callable[[], None]], object] = loop.call_soon
+        self._outbox = _outbox_for(loop)
+        # A whole response written at the end of the loop's pass (``write_response``).
+        self._held: bytes | None = None
         self.limits = owner.limits
         self.transport: asyncio.Transport | None = None
         # The transport's write and is_closing, bound once in connection_made.
@@ -435,6 +501,7 @@ class HttpProtocol(asyncio.Protocol):
         if closed is not None and not closed.done():
             closed.set_result(None)  # wait_closed(): the client has stopped sending
         if (not self._busy and not self._queue) or (self._busy and self.cancel_on_disconnect):
+            self._write_held()
             return False  # idle, or the handler is to be cancelled: the transport closes
         # Half-close: answer what was asked, then close (RFC 9112 §9.6).
         self._force_close = True
@@ -484,7 +551,32 @@ class HttpProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or self._transport_closing():
             raise ConnectionResetError("Cannot write to closing transport")
+        if self._held is not None:
+            self._write_held()
         self._transport_write(data)
+
+    def write_response(self, data: bytes) -> None:
+        """Write ``data``, a whole response the current cycle ends with, keeping the
+        connection: held and written at the end of the loop's pass (see the module's
+        docstring), or at once when another is held already or it is over
+        ``MAX_HELD_RESPONSE_BYTES``."""
+        transport = self.transport
+        if transport is None or self._transport_closing():
+            raise ConnectionResetError("Cannot write to closing transport")
+        if self._held is not None or len(data) > MAX_HELD_RESPONSE_BYTES:
+            self.write(data)
+            return
+        self._held = data
+        self._outbox.add(self)
+
+    def _write_held(self) -> None:
+        """Write the held response, if any, while the transport is open (else drop it)."""
+        data = self._held
+        if data is not None:
+            self._held = None
+            transport = self.transport
+            if transport is not None and not self._transport_closing():
+                self._transport_write(data)
 
     async def drain(self) -> None:
         if self.transport is None:
@@ -584,6 +676,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
         if self.transport is not None:
+            self._write_held()  # handed to the kernel, as if written at once
             self.transport.abort()
 
     @property
@@ -867,6 +960,8 @@ class HttpProtocol(asyncio.Protocol):
         the handler and its context stay in ``_handler``/``_handler_context`` until
         ``_end_cycle``. Exceptions from the step propagate (see ``_cycle_failed``).
         """
+        if self._held is not None:
+            self._write_held()  # before anything this cycle writes, here or elsewhere
         self._cycle_payload = payload
         self._busy = True
         context = self._handler_context = self._context.copy()
@@ -1040,6 +1135,7 @@ class HttpProtocol(asyncio.Protocol):
         if transport is None:
             return
         if not transport.is_closing():
+            self._write_held()
             transport.write(error_response(error, self._owner.date_value()))
         self._close(linger=True)
 
@@ -1047,6 +1143,7 @@ class HttpProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        self._write_held()
         self._parser = None
         self._queue.clear()
         if linger and transport.can_write_eof():
@@ -1097,6 +1194,7 @@ class HttpProtocol(asyncio.Protocol):
             self._timer_when = self._deadline
             return
         self._timer_kind = _IDLE
+        self._write_held()
         if kind == _HEADER and not self._busy and not self._queue:
             # Slow or silent client: it gets no reply, only the closed socket.
             self._parser = None

@@ -593,7 +593,8 @@ class BaseRequest(MutableMapping[str, Any]):
     def _send_plain(self, status: int, ctype_line: bytes, body: bytes) -> int:
         """The request's half of the one-write predicate (``response.send_in_one_write``):
         an HTTP/1.1 request, not HEAD, with no ``on_response_prepare`` signal to fire. If so,
-        writes the whole plain response (``plain_message``) and returns ``SENT_KEEP_ALIVE``,
+        writes the whole plain response (``plain_message``) and returns ``SENT_KEEP_ALIVE``
+        (through ``write_response``, which may hold it to the end of the loop's pass),
         or ``SENT_CLOSE`` when the request or the server ends the connection with it (the
         head then says ``Connection: close``, as ``prepare()`` writes it, and the connection
         closes after it); else ``NOT_SENT``, nothing written."""
@@ -606,7 +607,9 @@ class BaseRequest(MutableMapping[str, Any]):
             return NOT_SENT
         protocol = self._protocol
         if head.keep_alive and protocol.keep_alive:
-            protocol.write(plain_message(status, ctype_line, len(body), protocol.head_tail(), body))
+            protocol.write_response(
+                plain_message(status, ctype_line, len(body), protocol.head_tail(), body)
+            )
             return SENT_KEEP_ALIVE
         protocol.force_close()
         tail = protocol.head_tail()
