@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rawhttp import RawClient, RawResponse, parse_all, parse_response, request_bytes
 
 from forkloop import web
@@ -224,52 +225,36 @@ async def test_a_response_over_the_bound_is_written_at_once(serve: Any) -> None:
         assert response.body == BIG
 
 
-async def test_a_graceful_stop_in_the_same_pass_writes_the_held_response_first(
-    serve: Any,
+def _graceful_stop(protocol: HttpProtocol) -> None:
+    protocol.begin_shutdown()  # idle again: closes now
+
+
+def _abort(protocol: HttpProtocol) -> None:
+    protocol.abort()
+
+
+def _peer_eof(protocol: HttpProtocol) -> None:
+    if not protocol.eof_received():  # as the transport does: False closes it
+        assert protocol.transport is not None
+        protocol.transport.close()
+
+
+@pytest.mark.parametrize("end", [_graceful_stop, _abort, _peer_eof])
+async def test_the_connection_ending_in_the_same_pass_writes_the_held_response_first(
+    serve: Any, end: Callable[[HttpProtocol], None]
 ) -> None:
     served = await serve(_handler)
     with _sockets(served.host, served.port, 1) as (sock,):
         (protocol,) = await _protocols([sock], served.server)
 
-        def answer_then_stop() -> None:
+        def answer_then_end() -> None:
             protocol.data_received(_get("/last"))
-            protocol.begin_shutdown()  # idle again: closes now
+            end(protocol)
 
-        await _in_callback(answer_then_stop)
-        (response,) = await _read_responses(sock, 1, until_eof=True)
-        assert response.text() == "plain /last"
-
-
-async def test_an_abort_in_the_same_pass_writes_the_held_response_first(serve: Any) -> None:
-    served = await serve(_handler)
-    with _sockets(served.host, served.port, 1) as (sock,):
-        (protocol,) = await _protocols([sock], served.server)
-
-        def answer_then_abort() -> None:
-            protocol.data_received(_get("/cut"))
-            protocol.abort()
-
-        await _in_callback(answer_then_abort)
+        await _in_callback(answer_then_end)
         (response,) = await _read_responses(sock, 1)
-        assert response.text() == "plain /cut"
-
-
-async def test_the_peers_eof_in_the_same_pass_writes_the_held_response_first(
-    serve: Any,
-) -> None:
-    served = await serve(_handler)
-    with _sockets(served.host, served.port, 1) as (sock,):
-        (protocol,) = await _protocols([sock], served.server)
-
-        def answer_then_eof() -> None:
-            protocol.data_received(_get("/bye"))
-            if not protocol.eof_received():  # as the transport does: False closes it
-                assert protocol.transport is not None
-                protocol.transport.close()
-
-        await _in_callback(answer_then_eof)
-        (response,) = await _read_responses(sock, 1, until_eof=True)
-        assert response.text() == "plain /bye"
+        assert response.text() == "plain /last"
+        assert protocol.transport is None or protocol.transport.is_closing()
 
 
 async def test_a_lost_connection_drops_its_held_response_and_not_the_others(
