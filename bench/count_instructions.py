@@ -38,6 +38,7 @@ REQUEST = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n"
 
 async def _drive(framework: str, path: str, metrics: bool, requests: int) -> int:
     import web_app
+    from loadgen import response_frame  # bench/, the script's own directory
 
     web = web_app.load_web(framework)
     app = web_app.build_app(web)
@@ -66,9 +67,11 @@ async def _drive(framework: str, path: str, metrics: bool, requests: int) -> int
         received.extend(data)
         written += len(data)
         while True:
-            length = _complete_response(received)
-            if length == 0:
+            framed = response_frame(received)
+            if framed is None:
                 return
+            head, length = framed
+            assert head.startswith(b"http/1.1 200 "), head[:100]
             del received[:length]
             answered += 1
             if answered < requests:
@@ -85,21 +88,6 @@ async def _drive(framework: str, path: str, metrics: bool, requests: int) -> int
         client.close()
         await runner.cleanup()
     return written
-
-
-def _complete_response(data: bytearray) -> int:
-    """The size of the complete response at the front of ``data`` (0: not complete yet)."""
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return 0
-    head = bytes(data[:end]).lower()
-    assert head.startswith(b"http/1.1 200 "), head[:100]
-    at = head.find(b"\r\ncontent-length:")
-    assert at >= 0, head
-    line_end = head.find(b"\r\n", at + 2)
-    size = int(head[at + 17 : line_end if line_end >= 0 else len(head)])
-    total = end + 4 + size
-    return total if len(data) >= total else 0
 
 
 def drive(framework: str, path: str, metrics: bool, requests: int) -> None:

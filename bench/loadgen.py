@@ -47,6 +47,23 @@ class ProtocolError(Exception):
     """The server's answer could not be framed."""
 
 
+def response_frame(buffer: bytes | bytearray) -> tuple[bytes, int] | None:
+    """The lower-cased head and the whole size of the response at the front of ``buffer``
+    (Content-Length framing), or None while part of it is still to come."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buffer) > MAX_HEAD:
+            raise ProtocolError("response head too long")
+        return None
+    head = bytes(buffer[:end]).lower()
+    at = head.find(b"\r\ncontent-length:")
+    if at < 0:
+        raise ProtocolError(f"no Content-Length in {head[:80]!r}")
+    stop = head.find(b"\r\n", at + 2)
+    total = end + 4 + int(head[at + 17 : stop if stop >= 0 else len(head)])
+    return (head, total) if len(buffer) >= total else None
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive connection with at most one request in flight; times each response."""
 
@@ -76,20 +93,10 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         while self.busy:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > MAX_HEAD:
-                    raise ProtocolError("response head too long")
+            framed = response_frame(self.buffer)
+            if framed is None:
                 return
-            head = self.buffer[:end].lower()
-            at = head.find(b"\r\ncontent-length:")
-            if at < 0:
-                raise ProtocolError(f"no Content-Length in {head[:80]!r}")
-            stop = head.find(b"\r\n", at + 2)
-            length = int(head[at + 17 : stop if stop >= 0 else len(head)])
-            total = end + 4 + length
-            if len(self.buffer) < total:
-                return
+            head, total = framed
             if not head.startswith(b"http/1.1 2"):
                 self.non_2xx += 1
             self.buffer = self.buffer[total:]
@@ -253,19 +260,10 @@ class Refusable(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buffer) > MAX_HEAD:
-                raise ProtocolError("response head too long")
+        framed = response_frame(self.buffer)
+        if framed is None:
             return
-        head = self.buffer[:end].lower()
-        at = head.find(b"\r\ncontent-length:")
-        if at < 0:
-            raise ProtocolError(f"no Content-Length in {head[:80]!r}")
-        stop = head.find(b"\r\n", at + 2)
-        length = int(head[at + 17 : stop if stop >= 0 else len(head)])
-        if len(self.buffer) < end + 4 + length:
-            return
+        head = framed[0]
         status = int(head[9:12])
         closes = b"\r\nconnection: close" in head
         self.buffer = b""
