@@ -83,7 +83,14 @@ def _start(key: str) -> ServerProcess:
     port = free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PEERS_DIR), env.get("PYTHONPATH")]))
-    server = ServerProcess(key, commands(port)[key], port, cwd=PEERS_DIR, env=env)
+    server = ServerProcess(
+        key,
+        commands(port)[key],
+        port,
+        cwd=PEERS_DIR,
+        env=env,
+        command=lambda fresh: commands(fresh)[key],
+    )
     server.start()
     return server
 

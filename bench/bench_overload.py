@@ -29,7 +29,9 @@ CPU other processes took (above about 10 % the machine was not quiet: provisiona
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +98,17 @@ SERVERS = {
 }
 
 
+def _pinned(cpu: int | None, command: Callable[[int], list[str]], port: int) -> list[str]:
+    return pinned(cpu, command(port))
+
+
 def _start(cpu: int | None) -> tuple[dict[str, ServerProcess], dict[str, dict[str, str]]]:
     servers: dict[str, ServerProcess] = {}
     status: dict[str, dict[str, str]] = {}
     for key, (_, command) in SERVERS.items():
         port = free_port()
-        server = ServerProcess(key, pinned(cpu, command(port)), port)
+        pinned_command = functools.partial(_pinned, cpu, command)
+        server = ServerProcess(key, pinned_command(port), port, command=pinned_command)
         server.start()
         servers[key] = server
     for key, server in list(servers.items()):

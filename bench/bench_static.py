@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import shutil
 import subprocess
@@ -109,17 +110,27 @@ def _servers(root: Path, tmp: Path, cpu: int | None) -> dict[str, ServerProcess]
     servers = {}
     for name in ("forkloop", "aiohttp"):
         port = free_port()
-        argv = pinned(cpu, [PY, SCRIPT, "--serve", name, str(port), str(root)])
-        servers[name] = ServerProcess(name, argv, port)
+        command = functools.partial(_python_server, name, root, cpu)
+        servers[name] = ServerProcess(name, command(port), port, command=command)
     nginx = shutil.which("nginx")
     if nginx is not None:
         port = free_port()
-        conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, host=HOST, port=port, root=root))
-        # -e: the error log from the first moment (not /var/log/nginx), so it runs as anyone.
-        argv = [nginx, "-e", str(tmp / "error.log"), "-c", str(conf), "-p", str(tmp)]
-        servers["nginx"] = ServerProcess("nginx", pinned(cpu, argv), port)
+        command = functools.partial(_nginx, nginx, root, tmp, cpu)
+        servers["nginx"] = ServerProcess("nginx", command(port), port, command=command)
     return servers
+
+
+def _python_server(name: str, root: Path, cpu: int | None, port: int) -> list[str]:
+    return pinned(cpu, [PY, SCRIPT, "--serve", name, str(port), str(root)])
+
+
+def _nginx(nginx: str, root: Path, tmp: Path, cpu: int | None, port: int) -> list[str]:
+    """nginx's argv for ``port``; its config file (which holds the port) is written here."""
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, host=HOST, port=port, root=root))
+    # -e: the error log from the first moment (not /var/log/nginx), so it runs as anyone.
+    argv = [nginx, "-e", str(tmp / "error.log"), "-c", str(conf), "-p", str(tmp)]
+    return pinned(cpu, argv)
 
 
 def measure(quick: bool = False) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -162,17 +163,20 @@ def _one_round(server: ServerProcess, size: int, client_cpu: int | None) -> dict
     return result
 
 
+def _serve_command(name: str, cpu: int | None, port: int) -> list[str]:
+    return pinned(cpu, [PY, SCRIPT, "--serve", name, str(port)])
+
+
 def measure(quick: bool = False, size_mb: int = 200) -> dict[str, Any]:
     """Interleaved rounds of the 200 MB upload against forkloop and aiohttp."""
     rounds = 1 if quick else 3
     size = size_mb * 1024 * 1024
     server_cpu, client_cpu = _cpus()
-    servers = {
-        name: ServerProcess(
-            name, pinned(server_cpu, [PY, SCRIPT, "--serve", name, str(port)]), port
-        )
-        for name, port in (("forkloop", free_port()), ("aiohttp", free_port()))
-    }
+    servers = {}
+    for name in ("forkloop", "aiohttp"):
+        port = free_port()
+        command = functools.partial(_serve_command, name, server_cpu)
+        servers[name] = ServerProcess(name, command(port), port, command=command)
     per: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
     try:
         for server in servers.values():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -283,6 +284,10 @@ def _pinnable() -> tuple[int | None, int | None]:
     return cpus[SERVER_CPU], cpus[CLIENT_CPU]
 
 
+def _serve_command(name: str, cpu: int | None, port: int) -> list[str]:
+    return pinned(cpu, [PY, str(Path(__file__).resolve()), "--serve", name, "--port", str(port)])
+
+
 def measure(
     quick: bool = False, windows: tuple[int, ...] = (1, 16), rounds: int | None = None
 ) -> dict[str, Any]:
@@ -304,8 +309,8 @@ def measure(
     try:
         for name in SERVERS:
             port = free_port()
-            argv = [PY, str(Path(__file__).resolve()), "--serve", name, "--port", str(port)]
-            proc = ServerProcess(name, pinned(server_cpu, argv), port, cwd=ROOT)
+            command = functools.partial(_serve_command, name, server_cpu)
+            proc = ServerProcess(name, command(port), port, cwd=ROOT, command=command)
             proc.start()
             servers[name] = proc
         for proc in servers.values():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import shutil
 import signal
@@ -94,6 +95,10 @@ class TracerUnavailableError(BenchError):
     """strace is missing or may not attach here: the workload is skipped, not failed."""
 
 
+def _command(name: str, cpu: int | None, port: int) -> list[str]:
+    return pinned(cpu, [PY, bench_ws.__file__, "--serve", name, "--port", str(port)])
+
+
 def measure(quick: bool = False) -> dict[str, Any]:
     try:
         return _measure(quick)
@@ -114,8 +119,8 @@ def _measure(quick: bool) -> dict[str, Any]:
         try:
             for name in SERVERS:
                 port = free_port()
-                argv = [PY, bench_ws.__file__, "--serve", name, "--port", str(port)]
-                servers[name] = ServerProcess(name, pinned(server_cpu, argv), port)
+                command = functools.partial(_command, name, server_cpu)
+                servers[name] = ServerProcess(name, command(port), port, command=command)
                 servers[name].start()
             for server in servers.values():
                 server.wait_ready(timeout_s=60)

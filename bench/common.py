@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +30,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 PEERS_DIR = BENCH_DIR / "peers"
 HOST = "127.0.0.1"
+PORT_ATTEMPTS = 3  # starts of a server on a fresh port when another process took its port
 
 # Exit status a peer app uses to say "this variant does not exist yet" (e.g. no
 # forkloop.metrics.setup): the harness reports a skip with a note instead of a failure.
@@ -160,6 +161,45 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def listener_inodes(port: int, host: str = HOST) -> set[int] | None:
+    """Inodes of every TCP socket listening on ``host:port`` or on that port of every address
+    (IPv4 or dual-stack IPv6), from /proc/net/tcp and tcp6; None when /proc cannot tell."""
+    packed = socket.inet_aton(host)[::-1].hex().upper()  # /proc shows the address little-endian
+    tables = {
+        "tcp": {f"{packed}:{port:04X}", f"{'0' * 8}:{port:04X}"},
+        "tcp6": {f"{'0' * 32}:{port:04X}"},
+    }
+    inodes: set[int] = set()
+    for table, addresses in tables.items():
+        try:
+            lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            if table == "tcp":
+                return None
+            continue  # no IPv6 here
+        for line in lines:
+            fields = line.split()
+            # sl, local_address, rem_address, st (0A: LISTEN), ..., inode (the 10th)
+            if len(fields) > 9 and fields[3] == "0A" and fields[1] in addresses:
+                inodes.add(int(fields[9]))
+    return inodes
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets ``pid`` holds open (its /proc/PID/fd links ``socket:[N]``)."""
+    found: set[int] = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return found
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                found.add(int(link[8:-1]))
+    return found
+
+
 def _start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (tells a PID's reuse apart)."""
     try:
@@ -199,6 +239,9 @@ class ServerProcess:
     cwd: Path = ROOT
     env: dict[str, str] | None = None
     tls: bool = False  # answers HTTPS: readiness probes speak TLS
+    # The argv for a given port. Given, wait_ready starts the server again on a fresh port when
+    # another process bound its port first (free_port() only says the port *was* free).
+    command: Callable[[int], list[str]] | None = None
     proc: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -232,7 +275,24 @@ class ServerProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     def wait_ready(self, timeout_s: float = 20.0, path: str = "/") -> None:
-        """Poll until ``GET path`` answers 200; raise BenchError with the server's output if not."""
+        """Poll until this server answers ``GET path`` with 200 on its port; raise BenchError
+        with the server's output if not. With ``command``, a server that exits because its port
+        was taken is started again on a fresh one (``port`` and ``argv`` change), up to
+        ``PORT_ATTEMPTS`` times in all."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._wait_ready(timeout_s, path)
+            except ServerExitedError as exc:
+                if self.command is None or not exc.port_taken or attempt == PORT_ATTEMPTS:
+                    raise
+                self.stop()
+                self.port = free_port()
+                self.argv = self.command(self.port)
+                self.start()
+            else:
+                return
+
+    def _wait_ready(self, timeout_s: float, path: str) -> None:
         deadline = time.monotonic() + timeout_s
         last_error = "no answer"
         while time.monotonic() < deadline:
@@ -244,14 +304,30 @@ class ServerProcess:
             except (OSError, BenchError, ValueError, IndexError) as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
             else:
-                if status == 200:
+                if status == 200 and self.listens():
                     return
-                last_error = f"status {status}"
+                # Another process listening on our port (it took the port between
+                # free_port() and our bind) answers for us: not ready; ours is about to exit
+                # with "address already in use".
+                last_error = f"status {status}" if status != 200 else "port held by another process"
             time.sleep(0.05)
         raise BenchError(
             f"{self.name} did not answer GET {path} on port {self.port} within {timeout_s:g} s "
             f"({last_error}); output:\n{self.output_tail()}"
         )
+
+    def listens(self) -> bool:
+        """Every socket listening on the port is held by this server or one of its workers
+        (taken as so where /proc has no socket table)."""
+        listeners = listener_inodes(self.port)
+        if listeners is None:
+            return True
+        if not listeners:
+            return False
+        held: set[int] = set()
+        for pid in (self.pid, *descendants(self.pid)):
+            held |= socket_inodes(pid)
+        return listeners <= held
 
     def cpu_seconds(self) -> float:
         """CPU seconds of the server and its workers (granian runs its app in a child)."""
@@ -295,6 +371,12 @@ class ServerExitedError(BenchError):
         self.output = output
         last = output.splitlines()[-1] if output else "no output"
         super().__init__(f"{name} exited with status {returncode} before serving: {last}")
+
+    @property
+    def port_taken(self) -> bool:
+        """It exited because another process had bound its port (every peer says so in these
+        words: Python's OSError, granian's Rust io::Error)."""
+        return "address already in use" in self.output.lower()
 
 
 # --------------------------------------------------------------------------------- wrk

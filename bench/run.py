@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -312,22 +313,22 @@ class HttpBench:
     def _start(self, key: str) -> ServerProcess:
         peer = PEERS[key]
         port = free_port()
-        server = ServerProcess(key, pinned(self.server_cpu, peer.command(port)), port)
+        command = functools.partial(self._command, peer)
+        server = ServerProcess(key, command(port), port, command=command)
         self.peer_status[key] = {"label": peer.label, "argv": peer.command(port)}
         self._log(f"starting {key} on {HOST}:{port}")
         server.start()
         self.servers[key] = server
         return server
 
+    def _command(self, peer: Peer, port: int) -> list[str]:
+        return pinned(self.server_cpu, peer.command(port))
+
     def _wait_ready(self, key: str, server: ServerProcess) -> None:
-        try:
-            server.wait_ready(self.args.start_timeout)
-        except ServerExitedError as exc:
-            if "address already in use" not in exc.output.lower():
-                raise
-            # Another process took the port between free_port() and the bind: once more.
-            server.stop()
-            self._start(key).wait_ready(self.args.start_timeout)
+        """Ready on its port; when another process took the port first, wait_ready started
+        the server on a fresh one, and the recorded argv says which."""
+        server.wait_ready(self.args.start_timeout)
+        self.peer_status[key]["argv"] = PEERS[key].command(server.port)
 
     def start_all(self) -> None:
         for key in self.args.peer_keys:
@@ -336,7 +337,6 @@ class HttpBench:
         for key, server in list(self.servers.items()):
             try:
                 self._wait_ready(key, server)
-                server = self.servers[key]
                 self._check_answers(key, server)
             except ServerExitedError as exc:
                 self.servers.pop(key, server).stop()

@@ -94,8 +94,8 @@ class Peers:
     def _start(self) -> Peers:
         for key in self.keys:
             port = free_port()
-            argv = [*run.PEERS[key].command(port), *self.extra_args(key)]
-            server = ServerProcess(key, pinned(self.cpu, argv), port, tls=self.tls)
+            command = functools.partial(self._command, key)
+            server = ServerProcess(key, command(port), port, tls=self.tls, command=command)
             server.start()
             self.servers[key] = server
         for key, server in list(self.servers.items()):
@@ -113,6 +113,9 @@ class Peers:
             else:
                 self.status[key] = {"status": "ok"}
         return self
+
+    def _command(self, key: str, port: int) -> list[str]:
+        return pinned(self.cpu, [*run.PEERS[key].command(port), *self.extra_args(key)])
 
     def __exit__(self, *exc: object) -> None:
         for server in self.servers.values():
@@ -146,6 +149,9 @@ def measured(
     before = server.cpu_seconds()
     result = load()
     cpu_s = server.cpu_seconds() - before
+    if server.proc is None or server.proc.poll() is not None:
+        # Its port may answer still (another process on it): these figures are not its own.
+        raise BenchError(f"{server.name} exited during the load; output:\n{server.output_tail()}")
     data = result.as_dict() if isinstance(result, WrkResult) else dict(result)
     requests = int(data.get("requests", 0))
     data["server_cpu_s"] = cpu_s

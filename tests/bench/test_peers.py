@@ -123,3 +123,42 @@ def test_stop_ends_the_workers_of_a_multi_process_server(start_peer: StartPeer) 
         except FileNotFoundError:
             continue
         assert state == "Z", (pid, state)
+
+
+def _forkloop(port: int) -> list[str]:
+    return common.pinned(0, run.PEERS["forkloop"].command(port))
+
+
+def test_another_process_answering_on_the_port_is_not_readiness(start_peer: StartPeer) -> None:
+    """The port free_port() gave was bound by someone else first: their answers do not make
+    our server ready (it exits, and its figures would be theirs)."""
+    holder = start_peer("ceiling")
+    server = common.ServerProcess("forkloop", _forkloop(holder.port), holder.port)
+    server.start()
+    try:
+        assert not server.listens()
+        with pytest.raises(common.ServerExitedError) as caught:
+            server.wait_ready(timeout_s=30)
+        assert caught.value.port_taken, caught.value.output
+    finally:
+        server.stop()
+    assert holder.listens()
+
+
+def test_a_server_whose_port_was_taken_starts_again_on_a_fresh_port(
+    start_peer: StartPeer,
+) -> None:
+    holder = start_peer("ceiling")
+    server = common.ServerProcess(
+        "forkloop", _forkloop(holder.port), holder.port, command=_forkloop
+    )
+    server.start()
+    try:
+        server.wait_ready(timeout_s=30)
+        assert server.port != holder.port
+        assert str(server.port) in server.argv
+        assert server.listens()
+        status, _, body = common.http_get(server.port, "/")
+        assert (status, body) == (200, b"Hello, World!")
+    finally:
+        server.stop()

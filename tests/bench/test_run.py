@@ -202,7 +202,7 @@ def test_servers_that_crash_or_answer_wrongly_are_left_out_with_a_reason(
     assert bench.peer_status["ceiling"]["status"] == "ok"
 
 
-def test_a_port_taken_before_the_bind_is_retried_once(
+def test_a_port_taken_before_the_bind_is_retried_on_a_fresh_port(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marker = tmp_path / "first-try"

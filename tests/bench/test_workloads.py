@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import common
 import pytest
 import run
+import workloads
 
 GRANIAN = importlib.util.find_spec("granian") is not None
+StartPeer = Callable[..., common.ServerProcess]  # the start_peer fixture of conftest.py
 HTTP_PEERS = ("forkloop", "aiohttp", "uvicorn", "granian-rsgi", "granian-asgi")
 
 
@@ -188,3 +192,16 @@ def test_ws_syscalls_without_strace_is_a_skip_with_the_reason(
     result = bench_ws_syscalls.measure(quick=True)  # the servers start, and are stopped
     assert result["skipped"] == "strace is not installed (apt-get install -y strace)"
     assert "Skipped: strace is not installed" in result["markdown"]
+
+
+def test_a_server_that_exits_during_the_load_gives_no_figures(start_peer: StartPeer) -> None:
+    """Another process may be answering on its port still: what the load measured is not it."""
+    server = start_peer("ceiling")
+
+    def load() -> dict[str, Any]:
+        server.proc.terminate()  # type: ignore[union-attr]
+        server.proc.wait(10)  # type: ignore[union-attr]
+        return {"requests": 100}
+
+    with pytest.raises(common.BenchError, match="ceiling exited during the load"):
+        workloads.measured(server, load)
