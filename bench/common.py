@@ -330,7 +330,14 @@ class ServerProcess:
         return listeners <= held
 
     def cpu_seconds(self) -> float:
-        """CPU seconds of the server and its workers (granian runs its app in a child)."""
+        """CPU seconds of the server and its workers (granian runs its app in a child).
+
+        BenchError once the server has ended: its count stopped, and whatever may still answer
+        on its port is not it, so no figure taken around a load may use it."""
+        if self.proc is None or self.proc.poll() is not None:
+            code = None if self.proc is None else self.proc.returncode
+            last = self.output_tail(1) or "no output"
+            raise BenchError(f"{self.name} exited (status {code}) during the benchmark: {last}")
         return tree_cpu_seconds(self.pid)
 
     def rss_mib(self) -> float:

@@ -391,23 +391,20 @@ class HttpBench:
         server = self.servers.get(key)
         if server is None:
             return None
-        if server.proc is not None and server.proc.poll() is not None:
-            del self.servers[key]
-            self._mark(key, "failed", f"exited during the benchmark: {server.output_tail(3)}")
-            return None
         url = f"http://{HOST}:{server.port}{SCENARIOS[scenario].path}"
-        cpu_before = server.cpu_seconds()
         wrk_before = children_cpu_seconds()
         server_cpu_before = cpu_busy_seconds(self.server_cpu or 0)
         client_cpu_before = cpu_busy_seconds(self.client_cpu or 0)
         try:
+            # cpu_seconds: BenchError if the server exited before or during the run.
+            cpu_before = server.cpu_seconds()
             result = run_wrk(self.wrk, url, duration_s)
+            cpu_s = server.cpu_seconds() - cpu_before
         except BenchError as exc:
             del self.servers[key]
             server.stop()
             self._mark(key, "failed", f"{scenario}: {exc}")
             return None
-        cpu_s = server.cpu_seconds() - cpu_before
         wrk_s = children_cpu_seconds() - wrk_before
         data = result.as_dict()
         data["server_cpu_s"] = cpu_s

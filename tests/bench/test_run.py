@@ -234,3 +234,21 @@ def test_a_port_taken_before_the_bind_is_retried_on_a_fresh_port(
         assert (status, body) == (200, b"Hello, World!")
     finally:
         bench.stop_all()
+
+
+def test_a_server_that_exited_is_left_out_with_a_reason_and_no_figures(
+    tmp_path: Path, wrk_path: str
+) -> None:
+    args = run.parse_args(
+        ["--peers", "ceiling", "--scenarios", "plaintext", "-d", "1", "-r", "1", "--warmup", "0"]
+    )
+    bench = run.HttpBench(args, common.WrkConfig(wrk=wrk_path, lua_script=tmp_path / "x"), [])
+    try:
+        bench.start_all()
+        bench.servers["ceiling"].stop()  # its count of CPU stops: no figure may use it
+        bench.run()
+    finally:
+        bench.stop_all()
+    assert bench.runs == []
+    assert bench.peer_status["ceiling"]["status"] == "failed"
+    assert "ceiling exited (status 0) during the benchmark" in bench.skipped["ceiling"]
